@@ -1,0 +1,26 @@
+"""The ``intradayjules`` command: a thin Typer layer over the Python API.
+
+Each concern registers its own sub-app from a module in this package; heavy imports (torch, mlflow,
+ray) happen inside the commands, so ``intradayjules --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import config_cmd, data_cmd, run_cmd
+
+app = typer.Typer(
+    name="intradayjules",
+    help="Risk-aware reinforcement-learning research for intraday trading.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(data_cmd.app, name="data")
+app.command("run")(run_cmd.run)
+
+
+def main() -> None:
+    app()

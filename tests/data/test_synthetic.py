@@ -1,0 +1,90 @@
+"""The synthetic market: deterministic for a seed, tier statistics inside the documented ranges."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from intradayjules.config import SyntheticConfig, TierConfig
+from intradayjules.data import load_bars, tier_as_of
+from intradayjules.data.bars import find_problems
+from intradayjules.data.synthetic import TIER_PARAMS, generate
+from intradayjules.data.tiers import daily_dollar_volume
+
+
+def test_deterministic_for_a_seed():
+    a = generate(SyntheticConfig(n_symbols=3, days=5, seed=7))
+    b = generate(SyntheticConfig(n_symbols=3, days=5, seed=7))
+    c = generate(SyntheticConfig(n_symbols=3, days=5, seed=8))
+    pd.testing.assert_frame_equal(a.bars.frame, b.bars.frame)
+    pd.testing.assert_frame_equal(a.universe, b.universe)
+    assert not np.allclose(a.bars.frame["close"], c.bars.frame["close"])
+
+
+def test_valid_canonical_bars_and_written_files_reload(tmp_path):
+    m = generate(SyntheticConfig(n_symbols=6, days=5))
+    assert find_problems(m.bars.frame) == []
+    paths = m.write(tmp_path)
+    again = load_bars(paths["bars"]).frame
+    pd.testing.assert_frame_equal(again, m.bars.frame)
+    uni = pd.read_parquet(paths["universe"])
+    assert set(uni.columns) >= {"symbol", "tier", "adv_usd", "spread_bps"}
+    assert sorted(uni["tier"].value_counts().to_dict().items()) == [("illiquid", 2), ("liquid", 2), ("mid", 2)]
+
+
+def test_half_days_have_fewer_bars():
+    m = generate(SyntheticConfig(n_symbols=1, days=3, start="2025-11-26"))
+    per_day = m.bars.frame.groupby("session").size()
+    assert per_day.loc["2025-11-26"] == 78 and per_day.loc["2025-11-28"] == 42
+
+
+def test_tier_statistics_within_documented_ranges(synthetic_market):
+    f = synthetic_market.bars.frame
+    uni = synthetic_market.universe.set_index("symbol")
+    daily = daily_dollar_volume(f)
+    med = daily.groupby("symbol")["dollar_volume"].median()
+    stale = f.groupby("symbol")["stale"].mean()
+    for sym, row in uni.iterrows():
+        target = TIER_PARAMS[row.tier]["adv"]
+        assert 0.5 * target < med[sym] < 2.0 * target, (sym, med[sym])
+        if row.tier == "illiquid":
+            assert 0.10 <= stale[sym] <= 0.40
+        elif row.tier == "mid":
+            assert stale[sym] < 0.05
+        else:
+            assert stale[sym] == 0
+    # the tier function classifies every symbol into its generating tier
+    tiers = tier_as_of(f, f["session"].max() + pd.Timedelta(days=1), TierConfig()).set_index("symbol")["tier"]
+    assert (tiers == uni["tier"]).all()
+
+
+def test_u_shaped_volume(synthetic_market):
+    f = synthetic_market.bars.frame
+    liquid = f[f["symbol"].str.startswith("LQ")].copy()
+    liquid["slot"] = liquid.groupby(["symbol", "session"]).cumcount()
+    prof = liquid.groupby("slot")["volume"].mean()
+    assert prof.iloc[:6].mean() > 1.8 * prof.iloc[33:45].mean()
+    assert prof.iloc[-6:].mean() > 1.8 * prof.iloc[33:45].mean()
+
+
+def test_bid_ask_bounce_trap_in_illiquid_names(synthetic_market):
+    """Close-to-close returns of illiquid names mean-revert (Roll bounce); liquid ones don't. A naive
+    'buy after a down bar, sell after an up bar' rule earns its gross edge only in the illiquid names,
+    and the edge is smaller than the spread it must cross."""
+    f = synthetic_market.bars.frame
+    uni = synthetic_market.universe.set_index("symbol")
+    for sym, g in f.groupby("symbol"):
+        r = np.diff(np.log(g["close"].to_numpy()))
+        ac = np.corrcoef(r[1:], r[:-1])[0, 1]
+        gross = np.mean(-np.sign(r[:-1]) * r[1:]) * 1e4  # bps per bar, before costs
+        if uni.loc[sym, "tier"] == "illiquid":
+            assert ac < -0.1
+            assert gross > 2.0
+            assert gross < 2 * uni.loc[sym, "half_spread_bps"]  # a round trip costs the full spread
+        elif uni.loc[sym, "tier"] == "liquid":
+            assert abs(ac) < 0.05
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_any_symbol_count(n):
+    m = generate(SyntheticConfig(n_symbols=n, days=2))
+    assert m.bars.frame["symbol"].nunique() == n
