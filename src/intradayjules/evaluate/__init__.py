@@ -1,0 +1,1 @@
+"""Evaluation: backtests of a policy on held-out sessions and their performance statistics."""

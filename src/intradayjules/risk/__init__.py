@@ -1,0 +1,1 @@
+"""Risk: incremental metrics, the lambda-weighted composite and profiles, reward shaping, limits, callback."""

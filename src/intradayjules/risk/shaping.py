@@ -1,0 +1,155 @@
+"""Reward shaping that makes risk change what the agent learns (a ``gymnasium.Wrapper``).
+
+The wrapped env's reward is ``reward_scale * step_pnl / initial_cash`` (docs/dev/contracts.md), already
+net of every cost once. The wrapper subtracts, in the same units (``k = reward_scale``)::
+
+    penalty = k * ( drawdown_penalty * max(0, dd_t - dd_{t-1})          # drawdown growth (fraction)
+                  + ulcer_penalty    * dd_t ** 2                         # this step's share of the
+                                                                         #   ulcer index's mean square
+                  + (impact_penalty * impact_usd_t
+                     + (illiquid_penalty_multiplier - 1) * illiquid_cost_usd_t) / initial_cash )
+
+``dd_t`` is the ``RiskTracker`` drawdown against the episode's running peak, ``impact_usd_t`` this step's
+market-impact cost and ``illiquid_cost_usd_t`` this step's total cost (spread + impact + commission) of
+fills in illiquid names. Since the env already charged that cost once, illiquid trades cost
+``illiquid_penalty_multiplier`` times their cost *in the reward*. The accounting is never touched: equity,
+cash, ``step_pnl`` and every other ``info`` field are passed through unchanged (the same dict object); the
+last step's penalty terms are on ``wrapper.last_penalty``. With the ``off`` profile every coefficient is 0
+and the multiplier 1, so the reward is the env's reward exactly.
+
+Action masking (``mask_illiquid``, off by default): an action that would trade an illiquid name is
+replaced before it reaches the env by a fallback action, and ``masked_actions`` counts the replacements.
+DQN has no native action masks, so replacement is the mechanism; ``action_masks()`` also returns the
+boolean mask for mask-aware algorithms. Built in for the env's two layouts (env/simulator.py), using the
+episode's tiers from ``info['tiers']`` of ``reset`` (or ``env.unwrapped.tiers``), constant in an episode:
+
+* single (``Discrete(3)``, one symbol; 0 short, 1 flat, 2 long targets): in an episode whose symbol is
+  illiquid, actions 0 and 2 become 1 (flat). The position starts flat, so no illiquid trade happens.
+* multi (``Discrete(1 + 3K)``; 0 no-op, ``1 + 3k + j`` sets symbol k's target to j - 1): every action on
+  an illiquid symbol k becomes 0 (no-op), so illiquid positions are never opened.
+
+Other layouts pass ``illiquid_action(action) -> bool`` and ``fallback_action(action) -> action``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+
+from ..config import RiskConfig
+from .metrics import RiskTracker
+
+SINGLE_FLAT = 1  # single-asset layout: target flat
+MULTI_NOOP = 0  # multi-asset layout: no-op
+
+
+class RiskShapingWrapper(gym.Wrapper):
+    """Subtract risk penalties from the reward; optionally mask illiquid trades. See module docstring."""
+
+    def __init__(
+        self,
+        env: gym.Env,
+        risk: RiskConfig | None = None,
+        *,
+        initial_cash: float,
+        reward_scale: float = 1.0,
+        illiquid_action: Callable[[Any], bool] | None = None,
+        fallback_action: Callable[[Any], Any] | None = None,
+    ) -> None:
+        super().__init__(env)
+        if initial_cash <= 0:
+            raise ValueError(f"initial_cash must be > 0 (got {initial_cash})")
+        self.risk = risk or RiskConfig()
+        r = self.risk
+        self.tracker = RiskTracker(r.ulcer_window)
+        self._k = float(reward_scale)
+        self._dd = r.drawdown_penalty
+        self._ul = r.ulcer_penalty
+        self._imp = r.impact_penalty / initial_cash
+        self._ill = (r.illiquid_penalty_multiplier - 1.0) / initial_cash
+        self.initial_cash = float(initial_cash)
+        self.last_penalty: dict[str, float] = {}
+        self.masked_actions = 0
+        self.tiers: tuple[str, ...] | None = None
+        self.mask = bool(r.mask_illiquid)
+        if self.mask and (illiquid_action is None) != (fallback_action is None):
+            raise ValueError("give both illiquid_action and fallback_action, or neither (built-in layouts)")
+        self._illiquid_action = illiquid_action
+        self._fallback_action = fallback_action
+        self._blocked: list[bool] = []
+        self._fallback_builtin: Any = SINGLE_FLAT
+
+    # --------------------------------------------------------------------------------- masking
+    def _builtin_mask(self) -> None:
+        """Per-action 'trades an illiquid name' flags and the fallback, for the env's layouts."""
+        if self.tiers is None:
+            raise RuntimeError("mask_illiquid: the episode's tiers are unknown; the env must put 'tiers' "
+                               "in the reset info or expose env.unwrapped.tiers")
+        n, k = getattr(self.action_space, "n", None), len(self.tiers)
+        ill = [t == "illiquid" for t in self.tiers]
+        if n == 3 and k == 1:
+            self._blocked = [ill[0] and a != SINGLE_FLAT for a in range(3)]
+            self._fallback_builtin = SINGLE_FLAT
+        elif n is not None and n == 1 + 3 * k:
+            self._blocked = [False] + [ill[(a - 1) // 3] for a in range(1, n)]
+            self._fallback_builtin = MULTI_NOOP
+        else:
+            raise ValueError(f"mask_illiquid: no built-in layout for {self.action_space} with {k} symbols; "
+                             "pass illiquid_action and fallback_action")
+
+    def _is_illiquid(self, action: Any) -> bool:
+        if self._illiquid_action is not None:
+            return bool(self._illiquid_action(action))
+        return self._blocked[int(action)]
+
+    def _fallback(self, action: Any) -> Any:
+        return self._fallback_action(action) if self._fallback_action is not None else self._fallback_builtin
+
+    def action_masks(self) -> list[bool]:
+        """For ``Discrete`` action spaces: True where an action is allowed (all True when masking is off)."""
+        n = int(self.action_space.n)
+        if not self.mask:
+            return [True] * n
+        if self._illiquid_action is None and not self._blocked:
+            raise RuntimeError("action_masks: call reset() first (the mask depends on the episode's tiers)")
+        return [not self._is_illiquid(a) for a in range(n)]
+
+    # ---------------------------------------------------------------------------------- gym API
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        tiers = info.get("tiers") if isinstance(info, dict) else None
+        if tiers is None:
+            tiers = getattr(self.env.unwrapped, "tiers", None)
+        self.tiers = tuple(tiers) if tiers is not None else None
+        if self.mask and self._illiquid_action is None:
+            self._builtin_mask()
+        equity = info.get("equity") if isinstance(info, dict) else None
+        self.tracker.start_episode(float(equity) if equity is not None else self.initial_cash)
+        self.last_penalty = {}
+        return obs, info
+
+    def step(self, action: Any):
+        if self.mask and self._is_illiquid(action):
+            action = self._fallback(action)
+            self.masked_actions += 1
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        t = self.tracker
+        t.update(info)
+        k = self._k
+        p_dd = k * self._dd * t.drawdown_increase
+        p_ul = k * self._ul * t.drawdown * t.drawdown
+        p_imp = k * self._imp * t.step_impact_cost
+        p_ill = k * self._ill * t.step_illiquid_cost
+        penalty = p_dd + p_ul + p_imp + p_ill
+        self.last_penalty = {"drawdown": p_dd, "ulcer": p_ul, "impact": p_imp, "illiquid": p_ill,
+                             "total": penalty}
+        return obs, reward - penalty, terminated, truncated, info
+
+
+def wrap_from_config(env: gym.Env, cfg: Any, **kwargs: Any) -> RiskShapingWrapper:
+    """Wrap with ``cfg.risk`` and the env section's ``initial_cash`` and ``reward_scale``
+    (``cfg`` an ``ExperimentConfig``)."""
+    return RiskShapingWrapper(env, cfg.risk, initial_cash=cfg.env.initial_cash,
+                              reward_scale=cfg.env.reward_scale, **kwargs)
