@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import config_cmd, data_cmd, run_cmd
+from . import config_cmd, crsp_cmd, data_cmd, run_cmd, survivorship_cmd
 
 app = typer.Typer(
     name="intradayjules",
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.command("run")(run_cmd.run)
+app.add_typer(crsp_cmd.app, name="crsp")
+app.add_typer(survivorship_cmd.app, name="survivorship")
 
 
 def main() -> None:
