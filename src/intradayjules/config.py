@@ -109,43 +109,89 @@ class CrspConfig(Section):
     # Shumway & Warther (1999): by exchange of listing.
     delisting_fill_nyse_amex: float = Field(-0.30, ge=-1, le=0)
     delisting_fill_nasdaq: float = Field(-0.55, ge=-1, le=0)
+    # Two rows for one PERMNO-date: "error" lists them; keep_first/keep_last keep that row in file
+    # order (after sorting by PERMNO and date, stable) and report how many were dropped.
     duplicates: Literal["error", "keep_last", "keep_first"] = "error"
+    freq: Literal["auto", "daily", "monthly"] = Field(
+        "auto", description="auto: monthly when the median gap between a PERMNO's dates is over 20 days")
+    # Point-in-time universe (data/universe.py)
+    top_n: int | None = Field(None, ge=1, description="keep the N largest by market cap at each rebalance")
+    rebalance: Literal["monthly", "daily"] = Field("monthly", description="top-N re-ranking dates")
+    max_stale_periods: int = Field(
+        10, ge=1, description="a name whose last row is more than this many dates old leaves the universe")
 
 
 # ----------------------------------------------------------------------------------------- features
 class FeaturesConfig(Section):
+    """Indicator windows (in bars unless named ``_days``) and the feature store (see docs/features.md)."""
+
     rsi_window: int = Field(14, ge=2)
     ema_windows: list[int] = [10, 20, 50]
     return_horizons: list[int] = [1, 12]
     vol_window: int = Field(12, ge=2)
-    liquidity_window: int = Field(12, ge=2, description="bars for Amihud / spread / stale share")
+    liquidity_window: int = Field(12, ge=2, description="bars for dollar volume / Amihud / spread / stale share")
     adv_days: int = Field(20, ge=1)
+    price_levels: bool = Field(False, description="also emit raw EMA and VWAP levels (USD), not only deviations")
     lookback: int = Field(5, ge=1, description="bars of features in one observation")
     store_dir: Path = Path("runs/feature_store")
+
+    @field_validator("ema_windows", "return_horizons")
+    @classmethod
+    def _positive_unique(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("must not be empty")
+        if any(w < 1 for w in v):
+            raise ValueError("every window must be >= 1")
+        if len(set(v)) != len(v):
+            raise ValueError("windows must be unique")
+        return v
 
 
 # ------------------------------------------------------------------------------------------- market
 class MarketConfig(Section):
+    """The one cost and fill model (``intradayjules.market``, see docs/environment.md).
+
+    Orders decided on bar t fill at bar t+1's open. ``realistic``: half-spread + square-root impact
+    ``impact_coef * sigma_daily * sqrt(notional / ADV)`` of notional + commission, at most
+    ``participation_cap`` of the fill bar's volume, nothing on a zero-volume bar. ``flat``: the original
+    system's ``flat_cost_bps`` of notional, always filled in full.
+    """
+
     model: Literal["realistic", "flat"] = "realistic"
     flat_cost_bps: float = Field(5.0, ge=0, description="flat model: cost in bps of traded notional")
-    commission_bps: float = Field(0.5, ge=0)
+    commission_bps: float = Field(0.5, ge=0, description="bps of traded notional")
     impact_coef: float = Field(1.0, ge=0, description="Y in Y * sigma_daily * sqrt(Q/ADV)")
-    participation_cap: float = Field(0.10, gt=0, le=1)
-    unfilled: Literal["cancel", "carry"] = "cancel"
-    half_spread_source: Literal["universe", "estimate"] = "universe"
+    participation_cap: float = Field(0.10, gt=0, le=1, description="max share of the fill bar's volume")
+    unfilled: Literal["cancel", "carry"] = Field(
+        "cancel", description="what happens to the part the cap leaves: dropped, or resubmitted next bar")
+    half_spread_source: Literal["universe", "tier", "estimate"] = Field(
+        "universe", description="universe table's half_spread_bps when it has one (else tier), tier "
+        "table below, or a Roll estimate from previous sessions' bars (tier value when undefined)")
     tier_half_spread_bps: dict[str, float] = {"liquid": 0.5, "mid": 5.0, "illiquid": 25.0}
+    sigma_window_days: int = Field(20, ge=2, description="previous sessions in the daily-vol estimate")
+    default_sigma_daily: float = Field(0.02, gt=0, description="daily vol before 5 daily returns of history")
 
 
 # ---------------------------------------------------------------------------------------------- env
 class EnvConfig(Section):
+    """The Gymnasium trading environment (``intradayjules.env``, see docs/environment.md)."""
+
     mode: Literal["single", "multi"] = "single"
-    symbols: list[str] | None = None
+    symbols: list[str] | None = Field(None, description="None: single = first liquid symbol; multi = "
+                                      "n_assets symbols taken round-robin across tiers")
+    n_assets: int = Field(6, ge=1, description="multi mode without explicit symbols")
     initial_cash: float = Field(1_000_000.0, gt=0)
     position_size: float = Field(0.25, gt=0, le=1, description="fraction of equity per position")
-    max_gross_exposure: float = Field(1.0, gt=0)
+    max_gross_exposure: float = Field(1.0, gt=0, description="multi: orders beyond it are refused")
     max_daily_drawdown: float = Field(0.02, gt=0, lt=1)
     reward_scale: float = Field(1.0, gt=0, description="reward = scale * equity change / initial cash")
     episode: Literal["session"] = "session"
+    episode_bars: int | None = Field(None, ge=1, description="None: whole session; N: N decisions from a "
+                                     "random bar (training) or the open (evaluation), then flattened")
+    train_sampling: Literal["random", "sequential"] = "random"
+    eval_sampling: Literal["random", "sequential"] = "sequential"
+    standardize: bool = Field(True, description="z-score features with training-session mean/std")
+    obs_clip: float = Field(10.0, gt=0, description="feature observations are clipped to +-obs_clip")
     n_envs: int = Field(1, ge=1)
 
 
@@ -165,19 +211,71 @@ class RiskWeights(Section):
         return self
 
 
+# Risk profiles: the values a profile gives to every RiskConfig field the configuration does not set
+# explicitly (an explicit value always wins). Weights are drawdown/ulcer/impact/staleness/liquidity.
+# Penalties are reward-shaping coefficients (risk/shaping.py); "off" = no shaping, no early stop.
+RISK_PROFILES: dict[str, dict[str, Any]] = {
+    "off": {"weights": (0.30, 0.25, 0.25, 0.20, 0.0), "stop_threshold": 0.75, "patience": 5,
+            "early_stop": False, "drawdown_penalty": 0.0, "ulcer_penalty": 0.0, "impact_penalty": 0.0,
+            "illiquid_penalty_multiplier": 1.0},
+    "conservative": {"weights": (0.25, 0.20, 0.20, 0.15, 0.20), "stop_threshold": 0.60, "patience": 3,
+                     "early_stop": True, "drawdown_penalty": 2.0, "ulcer_penalty": 2.0,
+                     "impact_penalty": 1.0, "illiquid_penalty_multiplier": 5.0},
+    "balanced": {"weights": (0.30, 0.25, 0.25, 0.20, 0.0), "stop_threshold": 0.75, "patience": 5,
+                 "early_stop": True, "drawdown_penalty": 1.0, "ulcer_penalty": 1.0, "impact_penalty": 0.5,
+                 "illiquid_penalty_multiplier": 3.0},
+    "aggressive": {"weights": (0.30, 0.25, 0.25, 0.20, 0.0), "stop_threshold": 0.90, "patience": 8,
+                   "early_stop": True, "drawdown_penalty": 0.5, "ulcer_penalty": 0.5, "impact_penalty": 0.25,
+                   "illiquid_penalty_multiplier": 2.0},
+}
+
+
 class RiskConfig(Section):
+    """Risk metrics, composite, reward shaping, early stopping and limits (see risk/ and docs).
+
+    ``profile`` fills every field of ``RISK_PROFILES[profile]`` that the configuration does not set
+    explicitly; an explicit value always wins. Normalisation scales: a metric equal to its scale
+    normalises to 1 (clipped to [0, 1]). Adaptive threshold (``adaptive_threshold: true``): the stop
+    threshold used after ``threshold_warmup`` evaluations is
+    ``clip(quantile(first threshold_warmup composites, threshold_quantile), threshold_floor, stop_threshold)``.
+    """
+
     profile: Literal["off", "conservative", "balanced", "aggressive"] = "balanced"
     weights: RiskWeights = RiskWeights()
-    stop_threshold: float = Field(0.75, gt=0)
-    patience: int = Field(5, ge=1)
-    illiquid_penalty_multiplier: float = Field(3.0, ge=1)
+    stop_threshold: float = Field(0.75, gt=0, description="composite above this is a violation")
+    patience: int = Field(5, ge=1, description="consecutive violating evaluations that stop training")
+    early_stop: bool = True
+    illiquid_penalty_multiplier: float = Field(3.0, ge=1, description="reward-only cost multiplier, illiquid")
+    drawdown_penalty: float = Field(1.0, ge=0, description="reward penalty per unit of drawdown growth")
+    ulcer_penalty: float = Field(1.0, ge=0, description="reward penalty per unit of squared drawdown, per step")
+    impact_penalty: float = Field(0.5, ge=0, description="extra reward penalty per USD of impact cost")
     mask_illiquid: bool = False
-    ulcer_window: int = Field(78, ge=2)
+    ulcer_window: int = Field(78, ge=2, description="steps in the rolling ulcer window (78 = one 5-min day)")
+    drawdown_scale: float = Field(0.02, gt=0, description="drawdown (fraction) that normalises to 1")
+    ulcer_scale: float = Field(0.01, gt=0, description="ulcer index (fraction) that normalises to 1")
+    impact_scale_bps: float = Field(25.0, gt=0, description="impact cost (bps of notional) that normalises to 1")
+    adaptive_threshold: bool = False
+    threshold_quantile: float = Field(0.9, gt=0, lt=1)
+    threshold_warmup: int = Field(3, ge=1, description="evaluations in the adaptive-threshold warm-up")
+    threshold_floor: float = Field(0.25, gt=0, description="adaptive threshold never goes below this")
     eval_freq: int = Field(5_000, ge=1)
     eval_episodes: int = Field(5, ge=1)
     daily_drawdown_limit: float = Field(0.02, gt=0)
     hourly_turnover_limit: float = Field(5.0, gt=0)
     daily_turnover_limit: float = Field(20.0, gt=0)
+
+    @model_validator(mode="after")
+    def _apply_profile(self) -> "RiskConfig":
+        for key, value in RISK_PROFILES[self.profile].items():
+            if key in self.model_fields_set:
+                continue
+            if key == "weights":
+                d, u, i, s, liq = value
+                value = RiskWeights(drawdown=d, ulcer=u, impact=i, staleness=s, liquidity=liq)
+            self.__dict__[key] = value  # not via setattr: keeps the field "not explicitly set"
+        if self.threshold_floor > self.stop_threshold:
+            raise ValueError("threshold_floor must be <= stop_threshold")
+        return self
 
 
 # -------------------------------------------------------------------------------------------- agent
@@ -242,16 +340,53 @@ class TuneConfig(Section):
     gpus_per_trial: float = Field(0.0, ge=0)
     max_failures: int = Field(0, ge=-1)
     address: str | None = None
-    search_space: dict[str, ParamSpec] | None = None
-    search_risk_weights: bool = True
+    search_space: dict[str, ParamSpec] | None = Field(
+        None, description="dotted config path -> ParamSpec; None = the default DQN + risk space"
+    )
+    search_risk_weights: bool = Field(True, description="sample risk.weights on the simplex")
+    risk_weight_components: list[str] = Field(
+        ["drawdown", "ulcer", "impact", "staleness"],
+        description="risk.weights fields sampled on the simplex; the others are set to 0",
+    )
+    trial_fn: str = Field(
+        "intradayjules.tune.objective:dqn_trial",
+        description="'package.module:function' or '/abs/path/file.py:function'",
+    )
+    direction: Literal["maximize", "minimize"] = "maximize"
+    callbacks: list[str] = Field(
+        [], description="'module:factory' paths; factory(cfg) -> object with on_trial_start/on_report/on_trial_end"
+    )
+    checkpoint_num_to_keep: int = Field(4, ge=4, description="Ray checkpoints kept per trial (PBT needs >= 4)")
+    reports_per_trial: int = Field(
+        20, ge=1, description="evaluations a trial reports; ASHA's grace period and PBT's interval count these"
+    )
+    data_path: Path | None = Field(None, description="bars the trials train on (None: the data section)")
+
+    @field_validator("risk_weight_components")
+    @classmethod
+    def _components(cls, v: list[str]) -> list[str]:
+        known = set(RiskWeights.model_fields)
+        bad = [c for c in v if c not in known]
+        if bad:
+            raise ValueError(f"unknown risk weight(s) {bad}; known: {sorted(known)}")
+        if len(set(v)) != len(v) or len(v) < 2:
+            raise ValueError("need at least 2 distinct components")
+        return v
 
 
 # ----------------------------------------------------------------------------------------- tracking
 class TrackingConfig(Section):
+    """MLflow tracking and registry (docs/tracking.md). URI precedence: ``uri`` > $MLFLOW_TRACKING_URI >
+    ``sqlite:///<abs workdir>/mlflow.db`` with artifacts in ``<abs workdir>/mlartifacts``."""
+
     enabled: bool = True
     uri: str | None = Field(None, description="None: sqlite under the work dir (or MLFLOW_TRACKING_URI)")
     experiment: str = "intradayjules"
     registered_model: str = "intradayjules-dqn"
+    alias: str = Field("champion", min_length=1, description="alias given to a newly registered best model")
+    connect_timeout_s: float = Field(5.0, gt=0, description="seconds to wait for a server's /health")
+    heartbeat_timeout_s: float | None = Field(
+        None, gt=0, description="a RUNNING trial whose heartbeat is older is reaped on resume; None: pid check only")
 
 
 # ------------------------------------------------------------------------------------------ the whole

@@ -1,0 +1,352 @@
+"""Precomputed per-episode numpy arrays: bars + features + tiers -> what ``step()`` reads.
+
+All pandas work happens here, once; the environment's ``step()`` only indexes numpy arrays.
+
+* ``session_splits``: chronological train / val / test sessions from ``cfg.data.splits``; the first
+  ``warmup`` sessions (the ADV window, ``data.tiers.adv_window_days``) never train.
+* ``build_panel``: the chosen symbols aligned on one bar grid (bars a symbol lacks inside a session are
+  stale: price carried, volume 0), per-session ``adv`` (USD/day), ``tier``, ``sigma_daily`` (std of
+  daily close-to-close log returns) and half-spread (bps), each from **previous sessions only**, and the
+  feature table z-scored with mean/std of the training sessions (NaN -> 0, clipped to +-clip).
+* ``Panel.episode(i, lookback)``: one session's arrays, with the observation window of every decision
+  bar precomputed (bars of the previous session fill the window at the open; zeros before the data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..config import MarketConfig, SplitConfig, TierConfig
+from ..data.tiers import TIER_CODE, TIERS, liquidity_tiers
+
+BASE_COLUMNS = ("timestamp", "symbol", "session")
+
+
+def session_splits(sessions, splits: SplitConfig, warmup: int = 0) -> dict[str, np.ndarray]:
+    """Chronological ``train``/``val``/``test`` session arrays (datetime64[ns]).
+
+    Fractions of all sessions (floor), or the explicit inclusive ``train_end``/``val_end`` dates when
+    given. The first ``warmup`` sessions are dropped from ``train`` (their ADV/tier is not yet known).
+    """
+    s = np.unique(np.asarray(pd.to_datetime(np.asarray(sessions)), dtype="datetime64[ns]"))
+    n = len(s)
+    if splits.train_end is not None:
+        n_train = int(np.searchsorted(s, np.datetime64(splits.train_end, "ns"), side="right"))
+    else:
+        n_train = int(np.floor(splits.train_frac * n))
+    if splits.val_end is not None:
+        n_tv = int(np.searchsorted(s, np.datetime64(splits.val_end, "ns"), side="right"))
+    else:
+        n_tv = n_train + int(np.floor(splits.val_frac * n))
+    n_tv = max(n_tv, n_train)
+    return {"train": s[min(warmup, n_train):n_train], "val": s[n_train:n_tv], "test": s[n_tv:]}
+
+
+@dataclass
+class Episode:
+    """One session for K symbols. Row ``t`` is bar ``t`` of the session (T rows, T-1 decisions).
+
+    ``obs_feat[t]`` is the flattened (lookback, K, F) feature window ending at bar t (float32).
+    Prices USD, volume shares, ``secs`` seconds since the last trade, ``tod`` fraction of the session
+    elapsed at the end of the bar (from the calendar's bar count). ``half_spread_bps``/``sigma_daily``/
+    ``adv_usd`` are per symbol, known before the session.
+    """
+
+    session: str
+    symbols: tuple[str, ...]
+    tiers: tuple[str, ...]
+    open: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    stale: np.ndarray
+    secs: np.ndarray
+    tod: np.ndarray
+    obs_feat: np.ndarray
+    half_spread_bps: np.ndarray
+    sigma_daily: np.ndarray
+    adv_usd: np.ndarray
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.open)
+
+
+@dataclass
+class Panel:
+    symbols: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    sessions: np.ndarray  # (S,) datetime64[ns]
+    starts: np.ndarray  # (S+1,) row offsets into the grid
+    open: np.ndarray  # (N, K)
+    close: np.ndarray
+    volume: np.ndarray
+    stale: np.ndarray
+    secs: np.ndarray
+    feat: np.ndarray  # (N, K, F) float32, standardised, NaN -> 0, clipped
+    tod: np.ndarray  # (N,) float32
+    adv: np.ndarray  # (S, K) USD/day before the session
+    tier: np.ndarray  # (S, K) tier names
+    sigma: np.ndarray  # (S, K) daily vol before the session
+    half_spread: np.ndarray  # (S, K) bps
+    valid: np.ndarray  # (S,) bool: usable as an episode
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def max_bars(self) -> int:
+        return int(np.diff(self.starts).max())
+
+    def session_index(self, sessions) -> np.ndarray:
+        """Indices of the given sessions that are valid episodes here (others are skipped)."""
+        want = np.asarray(pd.to_datetime(np.asarray(sessions)), dtype="datetime64[ns]")
+        idx = np.flatnonzero(np.isin(self.sessions, want) & self.valid)
+        return idx
+
+    def episode(self, i: int, lookback: int) -> Episode:
+        key = (int(i), int(lookback))
+        ep = self._cache.get(key)
+        if ep is not None:
+            return ep
+        r0, r1 = int(self.starts[i]), int(self.starts[i + 1])
+        K, F = self.feat.shape[1], self.feat.shape[2]
+        lo = r0 - lookback + 1
+        win = self.feat[max(lo, 0):r1]
+        if lo < 0:
+            win = np.concatenate([np.zeros((-lo, K, F), np.float32), win])
+        windows = np.lib.stride_tricks.sliding_window_view(win, lookback, axis=0)  # (T, K, F, L)
+        obs_feat = np.ascontiguousarray(windows.transpose(0, 3, 1, 2)).reshape(r1 - r0, lookback * K * F)
+        ep = Episode(
+            session=str(pd.Timestamp(self.sessions[i]).date()), symbols=self.symbols,
+            tiers=tuple(str(t) for t in self.tier[i]),
+            open=self.open[r0:r1], close=self.close[r0:r1], volume=self.volume[r0:r1],
+            stale=self.stale[r0:r1], secs=self.secs[r0:r1], tod=self.tod[r0:r1],
+            obs_feat=obs_feat.astype(np.float32, copy=False),
+            half_spread_bps=self.half_spread[i].copy(), sigma_daily=self.sigma[i].copy(),
+            adv_usd=self.adv[i].copy())
+        self._cache[key] = ep
+        return ep
+
+
+def _comparable(col: pd.Series) -> np.ndarray:
+    if isinstance(col.dtype, pd.DatetimeTZDtype):
+        col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+    return col.to_numpy()
+
+
+def check_features(bars: pd.DataFrame, features: pd.DataFrame) -> list[str]:
+    """Feature column names; raises ``ValueError`` naming the first row where the feature table does
+    not line up with the bars (contract: same rows and order, columns timestamp, symbol, session)."""
+    missing = [c for c in BASE_COLUMNS if c not in features.columns]
+    if missing:
+        raise ValueError(f"feature table: missing columns {missing}")
+    if len(features) != len(bars):
+        raise ValueError(f"feature table has {len(features)} rows, bars have {len(bars)}: must be the same rows")
+    for c in ("timestamp", "symbol"):
+        a, b = _comparable(bars[c]), _comparable(features[c])
+        bad = np.flatnonzero(a != b)
+        if len(bad):
+            r = int(bad[0])
+            raise ValueError(f"feature table row {r}: {c}={b[r]!r} but bars have {a[r]!r} (rows must align)")
+    names = [c for c in features.columns if c not in BASE_COLUMNS and c != "warm"]
+    for c in names:
+        if not np.issubdtype(features[c].dtype, np.number):
+            raise ValueError(f"feature table column {c!r} is {features[c].dtype}, not numeric")
+    if not names:
+        raise ValueError("feature table has no feature columns")
+    return names
+
+
+def daily_sigma(bars: pd.DataFrame, window: int, default: float) -> pd.DataFrame:
+    """Per symbol and session: std (ddof=1) of daily close-to-close log returns over the ``window``
+    sessions before it (``default`` until five returns exist)."""
+    last = bars.groupby(["symbol", "session"], sort=True)["close"].last().reset_index()
+    last["ret"] = np.log(last["close"]).groupby(last["symbol"]).diff()
+    prev = last.groupby("symbol")["ret"].shift(1)
+    sig = prev.groupby(last["symbol"]).rolling(window, min_periods=min(5, window)).std().reset_index(level=0, drop=True)
+    last["sigma"] = sig.sort_index().fillna(default).to_numpy()
+    return last[["symbol", "session", "sigma"]]
+
+
+def roll_half_spread_bps(bars: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Roll (1984) half-spread in bps per symbol and session from the previous ``window`` sessions:
+    ``1e4 * sqrt(-cov(r_i, r_{i-1}))`` over consecutive traded-bar log close changes within a session
+    (NaN where the autocovariance is not negative)."""
+    f = bars.loc[~bars["stale"].to_numpy(), ["symbol", "session", "close"]]
+    lc = np.log(f["close"].to_numpy())
+    key = f["symbol"].to_numpy().astype(str).astype(object) + "|" + f["session"].astype(str).to_numpy().astype(object)
+    same = np.r_[False, key[1:] == key[:-1]]
+    r = np.where(same, np.r_[np.nan, np.diff(lc)], np.nan)
+    same2 = np.r_[False, same[1:] & same[:-1]]
+    prod = np.where(same2, r * np.r_[np.nan, r[:-1]], np.nan)
+    work = pd.DataFrame({"symbol": f["symbol"].to_numpy(), "session": f["session"].to_numpy(),
+                         "p": np.nan_to_num(prod), "n": (~np.isnan(prod)).astype(float)})
+    g = work.groupby(["symbol", "session"], sort=True)[["p", "n"]].sum().reset_index()
+    out = []
+    for _, d in g.groupby("symbol", sort=False):
+        ps = d["p"].shift(1).rolling(window, min_periods=1).sum()
+        ns = d["n"].shift(1).rolling(window, min_periods=1).sum()
+        cov = ps / ns
+        out.append(pd.Series(np.where((ns > 10) & (cov < 0), 1e4 * np.sqrt(-cov.clip(upper=0)), np.nan),
+                             index=d.index))
+    g["half_spread_bps"] = pd.concat(out).sort_index().to_numpy() if out else []
+    return g[["symbol", "session", "half_spread_bps"]]
+
+
+def session_fraction(ts, sess_of_row, sessions, starts, calendar: str | None) -> np.ndarray:
+    """Fraction of the session elapsed at each bar's end: ``(bar end - open) / (close - open)`` from the
+    exchange calendar (half days known in advance); without a calendar, bar position / bars in the
+    session."""
+    counts = np.diff(starts)
+    N = len(ts)
+    pos_in = np.arange(N) - np.repeat(starts[:-1], counts)
+    fallback = ((pos_in + 1) / np.repeat(counts, counts)).astype(np.float32)
+    if calendar is None or N < 2:
+        return fallback
+    from ..data.sessions import schedule
+
+    try:
+        sched = schedule(calendar, sessions[0], sessions[-1])
+    except Exception:  # an unknown calendar or dates outside it: positions in the session
+        return fallback
+    t = np.asarray(pd.to_datetime(ts, utc=True).tz_convert(None), dtype="datetime64[ns]").view("int64")
+    d = np.diff(t)
+    same = sess_of_row[1:] == sess_of_row[:-1]
+    if not same.any():
+        return fallback
+    bar = np.median(d[same])
+    idx = sched.index.get_indexer(pd.DatetimeIndex(sessions))
+    if (idx < 0).any():
+        return fallback
+    o = sched["open"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
+    c = sched["close"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
+    o, c = np.repeat(o, counts), np.repeat(c, counts)
+    return np.clip((t + bar - o) / (c - o), 0.0, 1.0).astype(np.float32)
+
+
+def build_panel(bars: pd.DataFrame, features: pd.DataFrame, symbols: list[str], *,
+                universe: pd.DataFrame | None = None, market: MarketConfig | None = None,
+                tiers: TierConfig | None = None, train_sessions=None, standardize: bool = True,
+                clip: float = 10.0, calendar: str | None = "XNYS") -> Panel:
+    """Align ``symbols`` of a canonical bar table and its feature table (see module docstring)."""
+    market = market or MarketConfig()
+    tiers = tiers or TierConfig()
+    names = check_features(bars, features)
+    known = set(bars["symbol"].unique())
+    unknown = [s for s in symbols if s not in known]
+    if unknown:
+        raise ValueError(f"symbols not in the bars: {unknown}")
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"duplicate symbols: {symbols}")
+    mask = bars["symbol"].isin(symbols).to_numpy()
+    b = bars.loc[mask].reset_index(drop=True)
+    fv = features.loc[mask, names].to_numpy(dtype=np.float64)
+    K, F = len(symbols), len(names)
+
+    # the bar grid: every timestamp any chosen symbol has, each with its session
+    grid = b[["timestamp", "session"]].drop_duplicates("timestamp").sort_values("timestamp")
+    ts = grid["timestamp"].to_numpy()
+    sess_of_row = grid["session"].to_numpy(dtype="datetime64[ns]")
+    N = len(ts)
+    row = np.searchsorted(ts, b["timestamp"].to_numpy())
+    col = pd.Index(symbols).get_indexer(b["symbol"])
+
+    def pivot(values, fill=np.nan, dtype=np.float64):
+        out = np.full((N, K), fill, dtype=dtype)
+        out[row, col] = values
+        return out
+
+    close = pivot(b["close"].to_numpy())
+    present = ~np.isnan(close)
+    close = pd.DataFrame(close).ffill().to_numpy()  # carried price for bars a symbol lacks
+    open_ = pivot(b["open"].to_numpy())
+    open_ = np.where(present, open_, close)
+    volume = np.where(present, pivot(b["volume"].to_numpy()), 0.0)
+    stale = np.where(present, pivot(b["stale"].to_numpy(), fill=True, dtype=bool), True)
+    secs = pivot(b["secs_since_trade"].to_numpy())
+    secs = np.where(present, secs, np.nan)
+    secs = np.nan_to_num(pd.DataFrame(secs).ffill().to_numpy(), nan=1e9)
+    feat = np.full((N, K, F), np.nan)
+    feat[row, col, :] = fv
+
+    sessions, starts = np.unique(sess_of_row, return_index=True)
+    starts = np.r_[starts, N]
+    S = len(sessions)
+    counts = np.diff(starts)
+    tod = session_fraction(ts, sess_of_row, sessions, starts, calendar)
+
+    # per-session knowledge from previous sessions only
+    def per_session(table: pd.DataFrame, value: str, fill=np.nan, dtype=np.float64) -> np.ndarray:
+        out = np.full((S, K), fill, dtype=dtype)
+        t = table[table["symbol"].isin(symbols)]
+        si = np.searchsorted(sessions, t["session"].to_numpy(dtype="datetime64[ns]"))
+        ok = (si < S) & (sessions[np.minimum(si, S - 1)] == t["session"].to_numpy(dtype="datetime64[ns]"))
+        out[si[ok], pd.Index(symbols).get_indexer(t["symbol"])[ok]] = t[value].to_numpy()[ok]
+        return out
+
+    lt = liquidity_tiers(b, tiers)
+    adv = per_session(lt, "adv")
+    tier = per_session(lt, "tier", fill="illiquid", dtype=object)
+    sigma = per_session(daily_sigma(b, market.sigma_window_days, market.default_sigma_daily), "sigma")
+    sigma = np.where(np.isnan(sigma), market.default_sigma_daily, sigma)
+    tier_hs = np.vectorize(lambda t: market.tier_half_spread_bps.get(t, np.nan), otypes=[float])(tier)
+    if np.isnan(tier_hs).any():
+        raise ValueError(f"market.tier_half_spread_bps needs keys {list(TIERS)}, has "
+                         f"{sorted(market.tier_half_spread_bps)}")
+    half_spread = tier_hs
+    if market.half_spread_source == "universe" and universe is not None and "half_spread_bps" in universe:
+        u = universe.set_index("symbol")["half_spread_bps"]
+        per_sym = np.array([float(u.get(s, np.nan)) for s in symbols])
+        half_spread = np.where(np.isnan(per_sym)[None, :], tier_hs, per_sym[None, :])
+    elif market.half_spread_source == "estimate":
+        est = per_session(roll_half_spread_bps(b, market.sigma_window_days), "half_spread_bps")
+        half_spread = np.where(np.isnan(est), tier_hs, est)
+
+    first_rows = starts[:-1]
+    valid = (counts >= 2) & np.isfinite(adv).all(1) & (adv > 0).all(1) & ~np.isnan(close[first_rows]).any(1)
+
+    if standardize:
+        if train_sessions is None:
+            raise ValueError("standardize=True needs train_sessions (statistics from training sessions only)")
+        tr = np.isin(sess_of_row, np.asarray(pd.to_datetime(np.asarray(train_sessions)), dtype="datetime64[ns]"))
+        if not tr.any():
+            raise ValueError("no training-session rows to fit the feature standardisation on")
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mu = np.nanmean(feat[tr], axis=0)
+                sd = np.nanstd(feat[tr], axis=0)
+        mu = np.nan_to_num(mu)
+        sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        feat = (feat - mu) / sd
+    feat = np.clip(np.nan_to_num(feat, nan=0.0, posinf=clip, neginf=-clip), -clip, clip).astype(np.float32)
+    return Panel(tuple(symbols), tuple(names), sessions, starts, open_, close, volume, stale, secs, feat,
+                 tod, adv, tier, sigma, half_spread, valid)
+
+
+def pick_symbols(bars: pd.DataFrame, n: int, universe: pd.DataFrame | None, tiers: TierConfig,
+                 as_of) -> list[str]:
+    """``n`` symbols round-robin across tiers (liquid, mid, illiquid, liquid, ...), alphabetical within a
+    tier. Tiers from the universe table when it has them, else as of ``as_of`` (previous sessions)."""
+    if universe is not None and "tier" in universe:
+        tab = universe[["symbol", "tier"]]
+    else:
+        from ..data.tiers import tier_as_of
+
+        tab = tier_as_of(bars, as_of, tiers)[["symbol", "tier"]]
+    groups = [sorted(tab.loc[tab["tier"] == t, "symbol"].astype(str)) for t in TIERS]
+    out: list[str] = []
+    while len(out) < n and any(groups):
+        for g in groups:
+            if g and len(out) < n:
+                out.append(g.pop(0))
+    if len(out) < n:
+        raise ValueError(f"asked for {n} symbols, the data has {len(out)}")
+    return out
+
+
+__all__ = ["Episode", "Panel", "TIER_CODE", "build_panel", "check_features", "daily_sigma", "pick_symbols",
+           "roll_half_spread_bps", "session_splits"]

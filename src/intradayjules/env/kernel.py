@@ -1,0 +1,224 @@
+"""Numba step and observation kernels for ``Simulator`` (semantics documented in ``simulator.py``).
+
+Fills and costs come from ``market.kernels.fill_one``: the same code ``MarketModel`` runs.
+``eparams`` layout: position_size, max_gross_exposure, max_daily_drawdown, multi flag, carry flag.
+``scal`` columns (per slot, written by ``step_kernel``) are the ``S_*`` indices below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..market.kernels import fill_one
+
+E_SIZE, E_GROSS, E_DD, E_MULTI, E_CARRY, E_RSCALE, E_CASH0, E_NACT = range(8)
+(S_EQ0, S_EQ1, S_DD, S_PART, S_UNFILLED, S_DONE, S_BREACH, S_LIMIT, S_STALE_DEC, S_STALE_SHARE, S_SECS,
+ S_ADVP, S_GROSS, S_CASH, S_SPREAD, S_IMPACT, S_FEES, S_NOTIONAL, S_NFILLS, S_REWARD, S_BAR) = range(21)
+N_SCAL = 21
+# rows of the per-symbol output block ``out`` (R, N, K)
+(R_FILLED, R_ORDER, R_FLQ, R_SPREAD, R_IMPACT, R_FEES, R_FSPREAD, R_FIMPACT, R_FFEES, R_FPART, R_NOTIONAL,
+ R_FPRICE, R_CPRICE, R_COST) = range(14)
+N_ROWS = 14
+
+
+@njit(cache=True)
+def step_kernel(actions, t, offset, n_bars, open_, close, volume, stale, secs, hs, sigma, adv, pos, target,
+                unit, cash, peak, finished, eparams, mparams, out, scal):
+    """One step of every slot. Returns 0, or 1 (an action out of range), 2 (a finished slot): then
+    nothing was changed."""
+    N, K = pos.shape
+    for n in range(N):
+        if actions[n] < 0 or actions[n] >= eparams[E_NACT]:
+            return 1
+        if finished[n]:
+            return 2
+    filled, order, flq = out[R_FILLED], out[R_ORDER], out[R_FLQ]
+    spread, impact, fees = out[R_SPREAD], out[R_IMPACT], out[R_FEES]
+    fspread, fimpact, ffees = out[R_FSPREAD], out[R_FIMPACT], out[R_FFEES]
+    fpart, notional = out[R_FPART], out[R_NOTIONAL]
+    size, max_gross, max_dd = eparams[E_SIZE], eparams[E_GROSS], eparams[E_DD]
+    multi, carry = eparams[E_MULTI] > 0.5, eparams[E_CARRY] > 0.5
+    req = np.empty(K, np.int64)
+    changed = np.empty(K, np.bool_)
+    new_target = np.empty(K)
+    for n in range(N):
+        tn = t[n]
+        t1 = tn + 1
+        eq0 = cash[n]
+        for k in range(K):
+            eq0 += pos[n, k] * close[n, tn, k]
+        a = actions[n]
+        # actions -> requested target units
+        any_changed = False
+        for k in range(K):
+            req[k] = unit[n, k]
+            changed[k] = False
+        if multi:
+            if a > 0:
+                k = (a - 1) // 3
+                req[k] = (a - 1) % 3 - 1
+                changed[k] = req[k] != unit[n, k]
+        else:
+            req[0] = a - 1
+            changed[0] = req[0] != unit[n, 0]
+        gross = 0.0
+        eqp = eq0 if eq0 > 0.0 else 0.0
+        for k in range(K):
+            new_target[k] = target[n, k]
+            if changed[k]:
+                any_changed = True
+                sh = math.floor(size * eqp / close[n, tn, k])
+                new_target[k] = req[k] * sh
+            gross += abs(new_target[k]) * close[n, tn, k]
+        limit = False
+        if multi and any_changed:
+            if gross / (eq0 if eq0 > 0.0 else 1e-9) > max_gross * (1.0 + 1e-9):
+                limit = True
+                for k in range(K):
+                    if changed[k]:
+                        changed[k] = False
+                        new_target[k] = target[n, k]
+        # orders, fills at bar t+1's open
+        c = cash[n]
+        part = 0.0
+        unf = 0.0
+        advp = 0.0
+        stale_dec = False
+        n_stale = 0
+        smax = 0.0
+        for k in range(K):
+            if changed[k]:
+                unit[n, k] = req[k]
+            if carry or changed[k]:
+                q = new_target[k] - pos[n, k]
+            else:
+                q = 0.0
+            order[n, k] = q
+            o = open_[n, t1, k]
+            v = volume[n, t1, k]
+            f, s, im, fe = fill_one(q, o, v, hs[n, k], sigma[n, k], adv[n, k], False, mparams)
+            filled[n, k] = f
+            spread[n, k] = s
+            impact[n, k] = im
+            fees[n, k] = fe
+            nt = abs(f) * o
+            notional[n, k] = nt
+            c -= f * o + s + im + fe
+            pos[n, k] += f
+            target[n, k] = new_target[k] if carry else pos[n, k]
+            fpart[n, k] = abs(f) / v if v > 0.0 else 0.0
+            if fpart[n, k] > part:
+                part = fpart[n, k]
+            unf += abs(q - f) * o
+            advp += nt / adv[n, k]
+            if stale[n, tn, k]:
+                n_stale += 1
+                if q != 0.0 or changed[k]:
+                    stale_dec = True
+            if secs[n, tn, k] > smax:
+                smax = secs[n, tn, k]
+            flq[n, k] = 0.0
+            out[R_FPRICE, n, k] = o
+            out[R_CPRICE, n, k] = close[n, t1, k]
+            fspread[n, k] = 0.0
+            fimpact[n, k] = 0.0
+            ffees[n, k] = 0.0
+        # mark at bar t+1's close
+        eq1 = c
+        for k in range(K):
+            eq1 += pos[n, k] * close[n, t1, k]
+        if eq1 > peak[n]:
+            peak[n] = eq1
+        dd = 1.0 - eq1 / peak[n]
+        breach = dd >= max_dd
+        done = breach or t1 >= n_bars[n] - 1
+        if done:  # market-on-close flatten at bar t+1's close, in full
+            for k in range(K):
+                if pos[n, k] != 0.0:
+                    p = close[n, t1, k]
+                    f, s, im, fe = fill_one(-pos[n, k], p, volume[n, t1, k], hs[n, k], sigma[n, k], adv[n, k],
+                                            True, mparams)
+                    flq[n, k] = f
+                    fspread[n, k] = s
+                    fimpact[n, k] = im
+                    ffees[n, k] = fe
+                    nt = abs(f) * p
+                    notional[n, k] += nt
+                    advp += nt / adv[n, k]
+                    c -= f * p + s + im + fe
+                    pos[n, k] += f
+                target[n, k] = 0.0
+                unit[n, k] = 0
+            eq1 = c
+            dd = 1.0 - eq1 / peak[n]
+        g = 0.0
+        for k in range(K):
+            g += abs(pos[n, k]) * close[n, t1, k]
+        cash[n] = c
+        t[n] = t1
+        finished[n] = done
+        scal[n, S_EQ0] = eq0
+        scal[n, S_EQ1] = eq1
+        scal[n, S_DD] = dd if dd > 0.0 else 0.0
+        scal[n, S_PART] = part
+        scal[n, S_UNFILLED] = unf
+        scal[n, S_DONE] = 1.0 if done else 0.0
+        scal[n, S_BREACH] = 1.0 if breach else 0.0
+        scal[n, S_LIMIT] = 1.0 if limit else 0.0
+        scal[n, S_STALE_DEC] = 1.0 if stale_dec else 0.0
+        scal[n, S_STALE_SHARE] = n_stale / K
+        scal[n, S_SECS] = smax
+        scal[n, S_ADVP] = advp
+        scal[n, S_GROSS] = g
+        scal[n, S_CASH] = c
+        a_s = 0.0
+        a_i = 0.0
+        a_f = 0.0
+        a_n = 0.0
+        nf = 0
+        for k in range(K):
+            out[R_COST, n, k] = spread[n, k] + impact[n, k] + fees[n, k] + fspread[n, k] + fimpact[n, k] + ffees[n, k]
+            a_s += spread[n, k] + fspread[n, k]
+            a_i += impact[n, k] + fimpact[n, k]
+            a_f += fees[n, k] + ffees[n, k]
+            a_n += notional[n, k]
+            if filled[n, k] != 0.0:
+                nf += 1
+            if flq[n, k] != 0.0:
+                nf += 1
+        scal[n, S_SPREAD] = a_s
+        scal[n, S_IMPACT] = a_i
+        scal[n, S_FEES] = a_f
+        scal[n, S_NOTIONAL] = a_n
+        scal[n, S_NFILLS] = nf
+        scal[n, S_REWARD] = eparams[E_RSCALE] * (eq1 - eq0) / eparams[E_CASH0]
+        scal[n, S_BAR] = t1 + offset[n]
+    return 0
+
+
+@njit(cache=True)
+def observe_kernel(t, feat, tod, close, pos, cash, pos_bound, cash_bound, expo_bound, out):
+    """Write observations (N, D) float32: features row t, position values / equity, gross exposure,
+    cash / equity, fraction of the session elapsed."""
+    N, K = pos.shape
+    nf = feat.shape[2]
+    for n in range(N):
+        tn = t[n]
+        for j in range(nf):
+            out[n, j] = feat[n, tn, j]
+        eq = cash[n]
+        g = 0.0
+        for k in range(K):
+            val = pos[n, k] * close[n, tn, k]
+            eq += val
+            g += abs(val)
+        safe = eq if eq > 0.0 else 1e-9
+        for k in range(K):
+            w = pos[n, k] * close[n, tn, k] / safe
+            out[n, nf + k] = min(max(w, -pos_bound), pos_bound)
+        out[n, nf + K] = min(max(g / safe, 0.0), expo_bound)
+        out[n, nf + K + 1] = min(max(cash[n] / safe, -cash_bound), cash_bound)
+        out[n, nf + K + 2] = tod[n, tn]

@@ -1,0 +1,112 @@
+"""``TradingEnv``: the Gymnasium environment, single-asset (original) or multi-asset.
+
+Mechanics (fills, costs, flatten, drawdown stop, action semantics) are documented in ``simulator.py``
+and docs/environment.md. Observation (float32, bounds in ``observation_space``): the ``lookback`` x K x F
+feature window (z-scored, clipped to +-obs_clip), position value / equity per symbol, gross exposure,
+cash / equity, fraction of the session elapsed. Reward: ``reward_scale * step_pnl / initial_cash``.
+
+Sessions: ``reset(seed=...)`` draws the next session from this env's split (``random``: uniform with
+the env's seeded generator; ``sequential``: in date order, cycling); ``options={"session": "YYYY-MM-DD"}``
+picks one. With ``env.episode_bars = N`` an episode is N decisions of the session, starting at a uniform
+bar (random sampling), at the open (sequential) or at ``options["start_bar"]``; it ends like a session,
+flattened at its last bar's close.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+from ..config import EnvConfig, MarketConfig
+from ..market import MarketModel
+from .episodes import Panel
+from .simulator import Simulator
+
+
+class SessionPicker:
+    """Which session index comes next: ``random`` (uniform) or ``sequential`` (date order, cycling)."""
+
+    def __init__(self, indices: np.ndarray, sampling: str):
+        if len(indices) == 0:
+            raise ValueError("no usable sessions for this split (check data.splits and the ADV warm-up)")
+        self.indices = np.asarray(indices)
+        self.sampling = sampling
+        self._next = 0
+
+    def restart(self) -> None:
+        self._next = 0
+
+    def pick(self, rng: np.random.Generator) -> int:
+        if self.sampling == "random":
+            return int(self.indices[rng.integers(len(self.indices))])
+        i = int(self.indices[self._next % len(self.indices)])
+        self._next += 1
+        return i
+
+
+def episode_start(ep, episode_bars: int | None, sampling: str, rng: np.random.Generator,
+                  options: dict | None = None) -> int:
+    """First bar of an episode: 0 for whole sessions; with ``episode_bars``, ``options['start_bar']``
+    if given, else a uniform bar leaving ``episode_bars`` decisions (random sampling) or the open."""
+    if options and options.get("start_bar") is not None:
+        return int(options["start_bar"])
+    if episode_bars is None or sampling != "random":
+        return 0
+    last = max(ep.n_bars - 1 - episode_bars, 0)
+    return int(rng.integers(last + 1))
+
+
+def session_lookup(panel: Panel, indices: np.ndarray, session) -> int:
+    want = np.datetime64(pd.Timestamp(session).tz_localize(None).normalize().to_datetime64(), "ns")
+    hit = [int(i) for i in indices if panel.sessions[i] == want]
+    if not hit:
+        raise ValueError(f"session {session} is not an episode of this env's split")
+    return hit[0]
+
+
+class TradingEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(self, panel: Panel, session_indices, env_cfg: EnvConfig | None = None,
+                 market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random"):
+        self.cfg = env_cfg or EnvConfig()
+        self.panel = panel
+        self.lookback = int(lookback)
+        self.model = MarketModel(market_cfg)
+        K, F = len(panel.symbols), len(panel.feature_names)
+        mode = self.cfg.mode
+        if mode == "single" and K != 1:
+            raise ValueError(f"single mode trades one symbol, the panel has {K}: {list(panel.symbols)}")
+        self.picker = SessionPicker(np.asarray(session_indices), sampling)
+        self.sim = Simulator(1, K, self.lookback * K * F, panel.max_bars, self.model, self.cfg, mode)
+        low, high = self.sim.bounds(self.cfg.obs_clip)
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(self.sim.n_actions)
+        self.symbols = panel.symbols
+        self._act = np.zeros(1, np.int64)
+
+    @property
+    def session(self) -> str | None:
+        ep = self.sim.episodes[0]
+        return ep.session if ep is not None else None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.picker.restart()
+        if options and options.get("session") is not None:
+            i = session_lookup(self.panel, self.picker.indices, options["session"])
+        else:
+            i = self.picker.pick(self.np_random)
+        ep = self.panel.episode(i, self.lookback)
+        start = episode_start(ep, self.cfg.episode_bars, self.picker.sampling, self.np_random, options)
+        self.sim.load(0, ep, start, self.cfg.episode_bars)
+        return self.sim.observe()[0], {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers,
+                                       "equity": self.cfg.initial_cash, "n_bars": int(self.sim.n_bars[0]),
+                                       "start_bar": start}
+
+    def step(self, action):
+        self._act[0] = int(action)
+        reward, done, infos = self.sim.step(self._act)
+        return self.sim.observe()[0], float(reward[0]), bool(done[0]), False, infos[0]

@@ -1,0 +1,100 @@
+"""``SessionVecEnv``: an SB3 ``VecEnv`` over a batch of episodes, stepped together in numpy.
+
+Slot i runs its own sequence of sessions (drawn like ``TradingEnv`` with a generator seeded from
+``seed + i``); a finished slot stores ``info['terminal_observation']`` and starts its next session at
+once (SB3's auto-reset convention). Same simulator, market model and info keys as ``TradingEnv``, so a
+slot's trajectory equals the single env's on the same session and actions (tested).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from ..config import EnvConfig, MarketConfig
+from ..market import MarketModel
+from .episodes import Panel
+from .simulator import Simulator
+from .trading_env import SessionPicker, episode_start, session_lookup
+
+
+class SessionVecEnv(VecEnv):
+    def __init__(self, panel: Panel, session_indices, n_envs: int, env_cfg: EnvConfig | None = None,
+                 market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random",
+                 seed: int = 0):
+        self.cfg = env_cfg or EnvConfig()
+        self.panel = panel
+        self.lookback = int(lookback)
+        self.model = MarketModel(market_cfg)
+        K, F = len(panel.symbols), len(panel.feature_names)
+        if self.cfg.mode == "single" and K != 1:
+            raise ValueError(f"single mode trades one symbol, the panel has {K}: {list(panel.symbols)}")
+        self.sim = Simulator(n_envs, K, self.lookback * K * F, panel.max_bars, self.model, self.cfg,
+                             self.cfg.mode)
+        low, high = self.sim.bounds(self.cfg.obs_clip)
+        self.render_mode = None
+        super().__init__(n_envs, gym.spaces.Box(low, high, dtype=np.float32),
+                         gym.spaces.Discrete(self.sim.n_actions))
+        self.indices = np.asarray(session_indices)
+        self.sampling = sampling
+        self._base_seed = seed
+        self._make_pickers(seed)
+        self._actions = np.zeros(n_envs, np.int64)
+
+    def _make_pickers(self, seed: int | None) -> None:
+        n = self.num_envs
+        self.pickers = [SessionPicker(self.indices, self.sampling) for _ in range(n)]
+        if self.sampling == "sequential":  # slots start at spread-out positions in date order
+            for i, p in enumerate(self.pickers):
+                p._next = (i * len(self.indices)) // n
+        ss = np.random.SeedSequence(seed)
+        self.rngs = [np.random.default_rng(s) for s in ss.spawn(n)]
+
+    def _load(self, i: int, session=None) -> None:
+        if session is not None:
+            j = session_lookup(self.panel, self.indices, session)
+        else:
+            j = self.pickers[i].pick(self.rngs[i])
+        ep = self.panel.episode(j, self.lookback)
+        start = episode_start(ep, self.cfg.episode_bars, self.sampling, self.rngs[i])
+        self.sim.load(i, ep, start, self.cfg.episode_bars)
+
+    def reset(self):
+        if self._seeds[0] is not None:
+            self._make_pickers(self._seeds[0])
+        self._reset_seeds()
+        for i in range(self.num_envs):
+            opt = self._options[i] if self._options else {}
+            self._load(i, (opt or {}).get("session"))
+            ep = self.sim.episodes[i]
+            self.reset_infos[i] = {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers}
+        self._reset_options()
+        return self.sim.observe()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+
+    def step_wait(self):
+        reward, done, infos = self.sim.step(self._actions)
+        if done.any():
+            term = self.sim.observe()
+            for i in np.flatnonzero(done):
+                infos[i]["terminal_observation"] = term[i]
+                self._load(int(i))
+        return self.sim.observe(), reward.astype(np.float32), done.copy(), infos
+
+    def close(self) -> None:
+        pass
+
+    def get_attr(self, attr_name, indices=None):
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name, value, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None):
+        return [False for _ in self._get_indices(indices)]

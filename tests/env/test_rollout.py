@@ -1,0 +1,53 @@
+"""Reference-policy rollouts and the ``env rollout`` command."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from intradayjules.env import make_env, prepare
+from intradayjules.cli.env_cmd import app as env_app
+from intradayjules.env.rollout import rollout
+
+from .helpers import config, features, market
+
+
+@pytest.fixture(scope="module")
+def env_data():
+    mk = market(days=30)
+    cfg = config("multi")
+    return mk, cfg, prepare(cfg, mk.bars.frame, mk.universe, features(mk.bars.frame))
+
+
+def test_flat_policy_earns_and_pays_nothing(env_data):
+    mk, cfg, data = env_data
+    df = rollout(make_env(cfg, mk.bars, mk.universe, "val", data=data), "flat", episodes=2)
+    assert (df["pnl"] == 0).all() and (df["traded_notional"] == 0).all()
+    assert (df["end_reason"] == "session_close").all()
+
+
+def test_long_policy_summary_adds_up(env_data):
+    mk, cfg, data = env_data
+    df = rollout(make_env(cfg, mk.bars, mk.universe, "val", data=data), "long", episodes=2)
+    tiers = df[["notional_liquid", "notional_mid", "notional_illiquid"]].sum(axis=1)
+    assert tiers.to_numpy() == pytest.approx(df["traded_notional"].to_numpy())
+    assert (df["spread"] > 0).all() and (df["impact"] > 0).all()
+    assert (df["max_participation"] <= cfg.market.participation_cap + 1e-12).all()
+    with pytest.raises(ValueError, match="policy must be one of"):
+        rollout(make_env(cfg, mk.bars, mk.universe, "val", data=data), "yolo")
+
+
+def test_env_rollout_command():
+    app = typer.Typer()
+    app.add_typer(env_app, name="env")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = CliRunner().invoke(app, ["env", "rollout", "--mode", "multi", "--episodes", "1", "--split", "val"],
+                               env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "session_close" in r.output and "LQ01" in r.output
+    bad = CliRunner().invoke(app, ["env", "rollout", "--mode", "sideways"])
+    assert bad.exit_code == 2 and "mode" in bad.output
