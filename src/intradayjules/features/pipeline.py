@@ -1,0 +1,239 @@
+"""From canonical bars to the feature table, and the training-only scaler.
+
+``compute_features(frame, cfg)`` returns one row per bar, in the bars' row order, with columns
+``timestamp, symbol, session``, one float64 column per ``feature_names(cfg)`` and a bool ``warm``.
+
+Conventions (docs/features.md has the full table):
+
+* Every feature at row t uses bars of the same symbol at or before t only (no look-ahead). Indicators
+  that are not session-bound (EMA, RSI, returns, rolling windows) run over each symbol's whole series,
+  across session boundaries. The VWAP restarts every session; time of day is measured within the
+  bar's own exchange session (calendar open/close, known in advance); the ADV uses sessions strictly
+  before the bar's session.
+* Warm-up: a value that needs more history than the symbol has is NaN, and ``warm`` is True on every
+  row where any feature is NaN (so a row with ``warm == False`` is complete). In practice the warm
+  rows are the first session of each symbol (no ADV yet) plus, if longer, the longest window's bars.
+  Rows are never dropped here: the caller filters on ``warm``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..config import FeaturesConfig
+from ..errors import DataError
+from . import indicators as ind
+
+PIPELINE_VERSION = 1  # bump when compute_features changes numbers without an indicator version change
+KEY_COLUMNS = ["timestamp", "symbol", "session"]
+
+
+def feature_names(cfg: FeaturesConfig | None = None) -> list[str]:
+    """Feature column names in output order for a config."""
+    cfg = cfg or FeaturesConfig()
+    names = [f"rsi_{cfg.rsi_window}"]
+    if cfg.price_levels:
+        names += [f"ema_{w}" for w in cfg.ema_windows]
+    names += [f"ema_dev_{w}" for w in cfg.ema_windows]
+    if cfg.price_levels:
+        names.append("vwap")
+    names += ["vwap_dev", "tod_sin", "tod_cos"]
+    names += [f"logret_{k}" for k in cfg.return_horizons]
+    L = cfg.liquidity_window
+    names += [f"rv_{cfg.vol_window}", f"dv_adv_{L}", f"amihud_{L}", f"roll_spread_{L}", f"stale_share_{L}",
+              "secs_since_trade"]
+    return names
+
+
+def feature_spec(cfg: FeaturesConfig | None = None, calendar: str = "XNYS") -> dict:
+    """What determines the numbers: the indicator settings (not ``lookback`` or ``store_dir``, which
+    do not change a feature value), the calendar, and the code versions. Part of the store key."""
+    cfg = cfg or FeaturesConfig()
+    settings = cfg.model_dump(mode="json", exclude={"lookback", "store_dir"})
+    return {"settings": settings, "calendar": calendar, "pipeline_version": PIPELINE_VERSION,
+            "indicator_versions": dict(sorted(ind.VERSIONS.items())), "columns": feature_names(cfg)}
+
+
+def _check_input(frame: pd.DataFrame, label: str) -> None:
+    need = ["timestamp", "symbol", "open", "high", "low", "close", "volume", "session"]
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise DataError(f"feature input lacks columns {missing}", file=label, rule="missing_column")
+    if str(frame["timestamp"].dtype) != "datetime64[ns, UTC]":
+        raise DataError(f"timestamp must be datetime64[ns, UTC], is {frame['timestamp'].dtype}", file=label,
+                        rule="bad_timestamp", column="timestamp")
+    for c in ("open", "high", "low", "close", "volume"):
+        v = frame[c].to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(v) | ((v < 0) if c == "volume" else ~(v > 0)))
+        if len(bad):
+            r = int(bad[0])
+            raise DataError(f"{frame['symbol'].iloc[r]}: {c}={v[r]!r} at {frame['timestamp'].iloc[r]} is invalid "
+                            f"({len(bad)} such rows)", file=label, line=r + 1, rule="bad_value", column=c)
+
+
+def _order_check(sym_codes: np.ndarray, t: np.ndarray, frame: pd.DataFrame, label: str) -> None:
+    """Rows must be grouped by symbol and strictly increasing in time within a symbol."""
+    if len(t) < 2:
+        return
+    same = sym_codes[1:] == sym_codes[:-1]
+    bad = np.flatnonzero(same & (t[1:] <= t[:-1]))
+    if len(bad):
+        r = int(bad[0]) + 1
+        raise DataError(f"{frame['symbol'].iloc[r]}: bar at {frame['timestamp'].iloc[r]} is not after the previous "
+                        f"bar; features need bars sorted by symbol then time", file=label, line=r + 1, rule="unsorted")
+    starts = ind.segment_starts(sym_codes)
+    if len(np.unique(sym_codes[starts])) != len(starts):
+        raise DataError("a symbol's bars are not contiguous; sort by symbol then time", file=label, rule="unsorted")
+
+
+def _session_bounds(session: np.ndarray, calendar: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the UTC open and close (int64 ns) of its exchange session."""
+    from ..data.sessions import schedule
+
+    days = np.unique(session)
+    sched = schedule(calendar, pd.Timestamp(days[0]), pd.Timestamp(days[-1]))
+    idx = np.searchsorted(sched.index.to_numpy(dtype="datetime64[ns]"), days)
+    found = (idx < len(sched)) & (sched.index.to_numpy(dtype="datetime64[ns]")[np.clip(idx, 0, len(sched) - 1)] == days)
+    if not found.all():
+        raise DataError(f"session {pd.Timestamp(days[~found][0]).date()} is not a {calendar} session",
+                        rule="bad_session", column="session")
+    opens = sched["open"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
+    closes = sched["close"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
+    day_pos = np.searchsorted(days, session)
+    return opens[day_pos], closes[day_pos]
+
+
+def compute_features(frame: pd.DataFrame, cfg: FeaturesConfig | None = None, *, calendar: str = "XNYS",
+                     label: str = "<bars>") -> pd.DataFrame:
+    """Feature table for a canonical bar table (see the module docstring for conventions).
+
+    ``frame`` must be sorted by symbol then time (as every loader returns it); otherwise a
+    ``DataError`` names the first offending row. ``calendar`` (the data's exchange calendar) gives
+    session open and close for the time-of-day features.
+    """
+    cfg = cfg or FeaturesConfig()
+    _check_input(frame, label)
+    n = len(frame)
+    names = feature_names(cfg)
+    out = frame[KEY_COLUMNS].reset_index(drop=True).copy()
+    if n == 0:
+        for c in names:
+            out[c] = np.zeros(0)
+        out["warm"] = np.zeros(0, dtype=bool)
+        return out
+    sym_codes, _ = pd.factorize(frame["symbol"], sort=False)
+    sym_codes = sym_codes.astype(np.int64)
+    t = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
+    _order_check(sym_codes, t, frame, label)
+    sess = frame["session"].to_numpy(dtype="datetime64[ns]")
+    sess_i = sess.view("int64")
+    o, h, lo, c, v = (frame[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close", "volume"))
+
+    starts = ind.segment_starts(sym_codes)
+    change = np.zeros(n, dtype=bool)
+    change[starts] = True
+    change[1:] |= sess_i[1:] != sess_i[:-1]
+    sess_starts = np.flatnonzero(change).astype(np.int64)
+
+    cols: dict[str, np.ndarray] = {}
+    cols[f"rsi_{cfg.rsi_window}"] = ind.rsi(c, starts, cfg.rsi_window)
+    emas = {w: ind.ema(c, starts, w) for w in cfg.ema_windows}
+    if cfg.price_levels:
+        for w in cfg.ema_windows:
+            cols[f"ema_{w}"] = emas[w]
+    for w in cfg.ema_windows:
+        cols[f"ema_dev_{w}"] = c / emas[w] - 1.0
+    vwap = ind.session_vwap(h, lo, c, v, sess_starts)
+    if cfg.price_levels:
+        cols["vwap"] = vwap
+    cols["vwap_dev"] = c / vwap - 1.0
+    open_ns, close_ns = _session_bounds(sess, calendar)
+    cols["tod_sin"], cols["tod_cos"] = ind.time_of_day(t, open_ns, close_ns)
+    r1 = ind.log_return(c, starts, 1)
+    for k in cfg.return_horizons:
+        cols[f"logret_{k}"] = r1 if k == 1 else ind.log_return(c, starts, k)
+    cols[f"rv_{cfg.vol_window}"] = ind.realized_vol(r1, starts, cfg.vol_window)
+    L = cfg.liquidity_window
+    adv = ind.adv_before_session(c, v, sym_codes, sess_starts, cfg.adv_days)
+    cols[f"dv_adv_{L}"] = ind.dollar_volume_adv(c, v, adv, starts, L)
+    cols[f"amihud_{L}"] = ind.amihud(r1, c, v, starts, L)
+    first_of_session = change
+    cols[f"roll_spread_{L}"] = ind.roll_spread(r1, first_of_session, starts, L)
+    cols[f"stale_share_{L}"] = ind.stale_share(v, starts, L)
+    cols["secs_since_trade"] = ind.secs_since_trade(t, v, starts)
+
+    block = np.empty((len(names), n), dtype=np.float64)  # pandas keeps a float block as (columns, rows)
+    for j, name in enumerate(names):
+        block[j] = cols[name]
+    warm = np.isnan(block).any(axis=0)
+    feats = pd.DataFrame(block.T, columns=names, copy=False)
+    feats["warm"] = warm
+    return pd.concat([out, feats], axis=1)
+
+
+# --------------------------------------------------------------------------------------- scaler
+@dataclass
+class Scaler:
+    """Per-feature standardisation ``(x - mean) / std`` with statistics from training sessions only.
+
+    Statistics pool all symbols, over rows with ``warm == False`` (population std, ddof 0); a feature
+    that is constant on the training rows gets std 1. ``sessions`` records which sessions it saw.
+    """
+
+    columns: list[str]
+    mean: list[float]
+    std: list[float]
+    sessions: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    @classmethod
+    def fit(cls, features: pd.DataFrame, sessions) -> "Scaler":
+        """Fit on the rows of ``features`` whose session is in ``sessions`` (dates or timestamps)."""
+        names = [c for c in features.columns if c not in (*KEY_COLUMNS, "warm")]
+        days = pd.DatetimeIndex(pd.to_datetime(list(sessions))).tz_localize(None).normalize()
+        if len(days) == 0:
+            raise ValueError("Scaler.fit needs at least one training session")
+        in_train = features["session"].isin(days).to_numpy() & ~features["warm"].to_numpy()
+        if not in_train.any():
+            raise ValueError(f"no non-warm feature rows in the {len(days)} training sessions "
+                             f"({days.min().date()} .. {days.max().date()})")
+        x = features.loc[in_train, names].to_numpy(dtype=np.float64)
+        mean = x.mean(axis=0)
+        std = x.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        return cls(names, mean.tolist(), std.tolist(), sorted(d.date().isoformat() for d in days),
+                   int(in_train.sum()))
+
+    def transform(self, features: pd.DataFrame) -> pd.DataFrame:
+        """A copy with every fitted feature column standardised (NaN stays NaN)."""
+        missing = [c for c in self.columns if c not in features.columns]
+        if missing:
+            raise ValueError(f"features lack columns the scaler was fitted on: {missing}")
+        out = features.copy()
+        x = out[self.columns].to_numpy(dtype=np.float64)
+        out[self.columns] = (x - np.asarray(self.mean)) / np.asarray(self.std)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"columns": self.columns, "mean": self.mean, "std": self.std,
+                           "sessions": self.sessions, "rows": self.rows})
+
+    @classmethod
+    def from_json(cls, text: str) -> "Scaler":
+        d = json.loads(text)
+        return cls(d["columns"], d["mean"], d["std"], d.get("sessions", []), d.get("rows", 0))
+
+
+def train_sessions(sessions, splits) -> list[pd.Timestamp]:
+    """The training sessions of a chronological split (``cfg.data.splits``): sessions up to
+    ``train_end`` (inclusive) if set, else the first ``train_frac`` of the sorted unique sessions
+    (at least one)."""
+    days = pd.DatetimeIndex(pd.to_datetime(pd.unique(np.asarray(sessions)))).sort_values()
+    if splits.train_end is not None:
+        return list(days[days <= pd.Timestamp(splits.train_end)])
+    k = max(1, int(np.floor(len(days) * splits.train_frac)))
+    return list(days[:k])
