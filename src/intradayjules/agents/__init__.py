@@ -1,0 +1,1 @@
+"""Agents: the Stable-Baselines3 DQN trainer and model export."""

@@ -1,0 +1,133 @@
+"""``RiskCallback``: periodic, deterministic validation of the agent with risk metrics (an SB3 callback).
+
+Every ``eval_freq`` environment steps it backtests the current greedy policy on validation sessions
+(``evaluate.backtest``: the same env and market model as training), computes the ``RiskTracker`` metrics
+and the λ-weighted composite, logs them (``risk/*``, ``eval/*`` in SB3's logger and to every hook), keeps
+the best model by the risk-adjusted objective, and stops training after ``patience`` consecutive
+evaluations whose composite is above the (static or adaptive) threshold (``risk.composite.EarlyStopRule``).
+
+Risk-adjusted objective (what tuning maximises and what "best model" means)::
+
+    objective = mean daily net return in bps over the validation sessions
+                - objective_risk_bps * composite
+
+Each session starts from the initial cash, so a day's return is ``equity_close / initial_cash - 1``. With
+``objective_risk_bps = 10`` a composite of 1 (every risk at its limit) costs 10 bps a day.
+
+Between evaluations ``_on_step`` does one integer comparison, so the per-step cost is negligible; the
+evaluation's own cost is measured in ``benchmarks/callback_overhead.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from ..config import RiskConfig
+from .composite import EarlyStopRule, RiskComposite
+from .metrics import RiskTracker
+
+OBJECTIVE_RISK_BPS = 10.0
+
+EvalHook = Callable[["RiskCallback", dict], None]  # (callback, metrics): .model, .num_timesteps
+
+
+def pick_sessions(all_sessions: Sequence[str], n: int) -> list[str]:
+    """``n`` sessions spread evenly over the list (all of them when ``n >= len``), deterministic."""
+    all_sessions = list(all_sessions)
+    if n >= len(all_sessions):
+        return all_sessions
+    idx = np.unique(np.linspace(0, len(all_sessions) - 1, n).round().astype(int))
+    return [all_sessions[i] for i in idx]
+
+
+def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
+                         objective_risk_bps: float = OBJECTIVE_RISK_BPS) -> dict[str, float]:
+    """Backtest ``policy`` on ``sessions``; the metrics, composite and objective as one flat dict."""
+    from ..evaluate.backtest import backtest
+
+    tracker = RiskTracker(risk.ulcer_window)
+    res = backtest(policy, env, sessions, tracker)
+    last = res.steps.groupby("session", sort=False)["equity"].last().to_numpy()
+    daily = last / res.initial_equity - 1.0
+    composite = RiskComposite(risk)
+    out = {f"risk/{k}": float(v) for k, v in res.risk.items()}
+    for k, v in composite.report(res.risk).items():  # normalised components: risk_norm/<component>
+        out[k if k == "risk/composite" else "risk_norm/" + k.split("/", 1)[1]] = float(v)
+    mean_bps = float(np.mean(daily) * 1e4) if len(daily) else 0.0
+    sd = float(np.std(daily, ddof=1)) if len(daily) > 1 else 0.0
+    out["eval/mean_daily_return_bps"] = mean_bps
+    out["eval/sharpe"] = float(np.mean(daily) / sd * math.sqrt(252)) if sd > 0 else 0.0
+    out["eval/traded_notional"] = float(res.steps["traded_notional"].sum())
+    out["eval/sessions"] = float(len(daily))
+    out["eval/objective"] = mean_bps - objective_risk_bps * out["risk/composite"]
+    return out
+
+
+class RiskCallback(BaseCallback):
+    def __init__(self, eval_env, risk: RiskConfig, *, eval_freq: int | None = None,
+                 n_sessions: int | None = None, best_model_path: str | Path | None = None,
+                 hooks: Sequence[EvalHook] = (), objective_risk_bps: float = OBJECTIVE_RISK_BPS,
+                 verbose: int = 0):
+        super().__init__(verbose)
+        self.eval_env = eval_env
+        self.risk = risk
+        self.eval_freq = int(eval_freq or risk.eval_freq)
+        inner = eval_env.unwrapped
+        sessions = [str(np.datetime_as_string(inner.panel.sessions[i], unit="D")) for i in inner.picker.indices]
+        self.sessions = pick_sessions(sessions, n_sessions or risk.eval_episodes)
+        self.best_model_path = Path(best_model_path) if best_model_path else None
+        self.hooks = list(hooks)
+        self.objective_risk_bps = objective_risk_bps
+        self.rule = EarlyStopRule.from_config(risk)
+        self.history: list[dict] = []
+        self.best_objective = -math.inf
+        self.best_step: int | None = None
+        self.stopped_early = False
+        self.eval_seconds = 0.0
+        self._next_eval = self.eval_freq
+
+    def _policy(self):
+        model = self.model
+        return lambda obs: int(model.predict(obs, deterministic=True)[0])
+
+    def evaluate(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        m = evaluate_policy_risk(self._policy(), self.eval_env, self.sessions, self.risk, self.objective_risk_bps)
+        m["timesteps"] = float(self.num_timesteps)
+        stop = self.rule.update(m["risk/composite"])
+        m["risk/threshold"] = float(self.rule.history[-1][1])
+        m["risk/violations"] = float(self.rule.violations)
+        if m["eval/objective"] > self.best_objective:
+            self.best_objective = m["eval/objective"]
+            self.best_step = self.num_timesteps
+            if self.best_model_path is not None:
+                self.model.save(self.best_model_path)
+        m["eval/best_objective"] = self.best_objective
+        self.history.append(m)
+        for k, v in m.items():
+            self.logger.record(k, v)
+        self.eval_seconds += time.perf_counter() - t0
+        for hook in self.hooks:  # a tuning hook may raise to prune the trial
+            hook(self, m)
+        if stop:
+            self.stopped_early = True
+            if self.verbose:
+                print(f"RiskCallback: composite above threshold for {self.rule.patience} evaluations: stop")
+        return m
+
+    def _on_training_start(self) -> None:
+        # a resumed model starts at its saved step count: evaluate on the same grid as a fresh run
+        self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps < self._next_eval:
+            return True
+        self._next_eval += self.eval_freq
+        self.evaluate()
+        return not self.stopped_early
