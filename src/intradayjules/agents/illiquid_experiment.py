@@ -46,6 +46,7 @@ class ArmResult:
     arm: str
     seed: int
     illiquid_trade_share: float
+    illiquid_order_share: float
     sharpe: float
     total_return: float
     n_trades: int
@@ -72,7 +73,7 @@ def run(cfg: ExperimentConfig, seeds: int = 3, out_dir: str | Path | None = None
             res = train(prepared, out / f"{arm}-seed{seed}", cfg=acfg, total_timesteps=timesteps)
             model = _load(res.model_path)
             stats, _ = evaluate_policy(policy_from_model(model), prepared, "test", eval_cfg)
-            rows.append(ArmResult(arm, seed, stats["illiquid_trade_share"], stats["sharpe"], stats["total_return"],
+            rows.append(ArmResult(arm, seed, stats["illiquid_trade_share"], stats["illiquid_order_share"], stats["sharpe"], stats["total_return"],
                                   stats["n_trades"], stats["traded_notional_by_tier"], stats["costs"],
                                   res.timesteps))
             if progress:
@@ -104,6 +105,7 @@ def summarize(rows: list[ArmResult]) -> dict:
     for arm in ARMS:
         rs = [r for r in rows if r.arm == arm]
         means[arm] = {"illiquid_trade_share": _nanmean([r.illiquid_trade_share for r in rs]),
+                      "illiquid_order_share": _nanmean([r.illiquid_order_share for r in rs]),
                       "sharpe": _nanmean([r.sharpe for r in rs]),
                       "total_return": _nanmean([r.total_return for r in rs]),
                       "n_trades": _nanmean([r.n_trades for r in rs])}

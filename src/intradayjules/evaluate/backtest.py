@@ -24,6 +24,8 @@ class BacktestResult:
     initial_equity: float
     steps: pd.DataFrame  # one row per step: session, bar, equity, step_pnl, traded_notional, costs...
     trades: pd.DataFrame  # one row per fill: step, session, symbol, qty, price, costs, tier, participation
+    orders: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per order sent: step, session,
+    # symbol, qty (shares asked for), price (the fill bar's open), tier: what the agent wanted to trade
     risk: dict[str, float] = field(default_factory=dict)
     end_reasons: dict[str, str] = field(default_factory=dict)
 
@@ -59,6 +61,7 @@ def backtest(policy: Callable[[np.ndarray], int], env, sessions: Iterable[str] |
     tracker = tracker or RiskTracker()
     step_rows: list[tuple] = []
     trade_rows: list[tuple] = []
+    order_rows: list[tuple] = []
     end_reasons: dict[str, str] = {}
     symbols = list(inner.symbols)
     step_no = 0
@@ -78,6 +81,10 @@ def backtest(policy: Callable[[np.ndarray], int], env, sessions: Iterable[str] |
                               c["spread"], c["impact"], c["commission"], info["drawdown"], info["exposure"],
                               info["participation"], bool(info["stale_decision"]), int(action)))
             _collect_fills(trade_rows, info, step_no, session, symbols, tiers)
+            oq = info["order_qty"]
+            for k in np.flatnonzero(oq):
+                order_rows.append((step_no, session, symbols[k], float(oq[k]), float(info["fill_price"][k]),
+                                   tiers[k] if tiers is not None else None))
             if done:
                 end_reasons[session] = info.get("end_reason") or "truncated"
     steps = pd.DataFrame(step_rows, columns=["session", "bar", "equity", "step_pnl", "traded_notional",
@@ -85,7 +92,8 @@ def backtest(policy: Callable[[np.ndarray], int], env, sessions: Iterable[str] |
                                              "exposure", "participation", "stale_decision", "action"])
     trades = pd.DataFrame(trade_rows, columns=["step", "session", "symbol", "qty", "price", "spread_cost",
                                                "impact_cost", "commission", "tier", "participation"])
-    return BacktestResult(float(inner.cfg.initial_cash), steps, trades, tracker.snapshot(), end_reasons)
+    orders = pd.DataFrame(order_rows, columns=["step", "session", "symbol", "qty", "price", "tier"])
+    return BacktestResult(float(inner.cfg.initial_cash), steps, trades, orders, tracker.snapshot(), end_reasons)
 
 
 def _collect_fills(rows: list, info: dict, step: int, session: str, symbols: list[str], tiers) -> None:

@@ -63,4 +63,8 @@ def evaluate_policy(policy, prepared, split: str = "test", cfg: ExperimentConfig
     stats["traded_notional_by_tier"] = (
         {t: float(notional[res.trades["tier"] == t].sum()) for t in ("liquid", "mid", "illiquid")}
         if notional is not None else {"liquid": 0.0, "mid": 0.0, "illiquid": 0.0})
+    o = res.orders
+    order_notional = (o["qty"].abs() * o["price"]) if len(o) else None
+    stats["illiquid_order_share"] = (float(order_notional[o["tier"] == "illiquid"].sum() / order_notional.sum())
+                                     if order_notional is not None and order_notional.sum() > 0 else 0.0)
     return stats, res
