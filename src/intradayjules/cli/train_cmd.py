@@ -1,0 +1,138 @@
+"""``intradayjules train``, ``evaluate`` and ``experiment illiquid``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..errors import IntradayJulesError
+from .common import console, fail, load_or_exit
+
+PROFILES = ("off", "conservative", "balanced", "aggressive")
+experiment_app = typer.Typer(help="Experiments that test a claim end to end.", no_args_is_help=True)
+
+
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="experiment YAML"),
+    risk_profile: str | None = typer.Option(None, "--risk-profile", help="off|conservative|balanced|aggressive"),
+    data: Path | None = typer.Option(None, "--data", help="your own bars instead of the config's"),
+    timesteps: int | None = typer.Option(None, "--timesteps", help="override agent.total_timesteps"),
+    name: str | None = typer.Option(None, "--name", help="run name (default: config name)"),
+    resume: Path | None = typer.Option(None, "--resume", help="checkpoint .zip (or run dir) to continue"),
+    no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
+) -> None:
+    """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
+    from ..agents.dqn import latest_checkpoint, train as train_fn, with_risk_profile
+    from ..experiment import prepare, run_dir
+
+    cfg = load_or_exit(config)
+    if risk_profile is not None and risk_profile not in PROFILES:
+        raise fail(f"--risk-profile must be one of {', '.join(PROFILES)}", 2)
+    cfg = with_risk_profile(cfg, risk_profile)
+    if resume is not None and resume.is_dir():
+        resume = latest_checkpoint(resume)
+        if resume is None:
+            raise fail("no checkpoint found in that run directory", 2)
+    tracker = _tracker(cfg, no_track)
+    try:
+        with console.status("preparing data and features"):
+            prepared = prepare(cfg, data)
+        out = run_dir(cfg, name)
+        console.print(f"training on {', '.join(prepared.env_data.symbols)} "
+                      f"(features: {'hit' if prepared.feature_hit else 'built'}), run dir {out}")
+        with tracker.run(name or cfg.name, cfg, prepared.lineage()) as run:
+            result = train_fn(prepared, out, cfg=cfg, total_timesteps=timesteps, progress_bar=sys.stderr.isatty(),
+                              resume_from=resume, tracker=run)
+            run.log_artifacts(out)
+    except IntradayJulesError as e:
+        raise fail(str(e)) from None
+    last = result.evaluations[-1] if result.evaluations else {}
+    console.print(f"[green]done[/]: {result.timesteps:,} steps in {result.wall_s:.1f} s"
+                  f"{' (stopped early by the risk callback)' if result.stopped_early else ''}; "
+                  f"best validation objective {result.best_objective:.3f}; "
+                  f"last composite {last.get('risk/composite', float('nan')):.3f}")
+    console.print(f"model: {result.model_path}")
+
+
+def _tracker(cfg, no_track: bool):
+    """MLflow tracking unless disabled; fails fast on an unreachable server."""
+    from ..track import make_tracker
+
+    try:
+        return make_tracker(cfg, enabled=not no_track)
+    except IntradayJulesError as e:
+        raise fail(str(e)) from None
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", "-m", help="model .zip, run dir, or models:/NAME@ALIAS"),
+    config: Path = typer.Option(..., "--config", "-c"),
+    split: str = typer.Option("test", "--split", help="train|val|test"),
+    data: Path | None = typer.Option(None, "--data"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Backtest a model on held-out sessions under the realistic market model; print its statistics."""
+    from ..evaluate.backtest import policy_from_model
+    from ..evaluate.evaluation import evaluate_policy, load_policy_model
+    from ..evaluate.metrics import json_safe
+    from ..experiment import prepare
+
+    cfg = load_or_exit(config)
+    try:
+        policy_model = load_policy_model(model)
+        prepared = prepare(cfg, data)
+        stats, _ = evaluate_policy(policy_from_model(policy_model), prepared, split)
+    except (IntradayJulesError, FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+    stats["model"] = model
+    if as_json:
+        typer.echo(json.dumps(json_safe(stats), sort_keys=True))
+        return
+    table = Table(title=f"{model} on {split} ({stats['sessions']} sessions)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k in ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "ulcer_index", "turnover",
+              "n_trades", "win_rate", "profit_factor", "avg_holding_bars", "illiquid_trade_share",
+              "avg_participation"):
+        v = stats[k]
+        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    for k, v in stats["costs"].items():
+        table.add_row(f"costs.{k} (bps)", f"{v:.2f}")
+    console.print(table)
+
+
+@experiment_app.command("illiquid")
+def illiquid(
+    config: Path = typer.Option(..., "--config", "-c"),
+    seeds: int = typer.Option(3, "--seeds"),
+    timesteps: int | None = typer.Option(None, "--timesteps"),
+    data: Path | None = typer.Option(None, "--data"),
+    out: Path | None = typer.Option(None, "--out"),
+) -> None:
+    """Original set-up (flat costs, no risk) vs risk-aware training: illiquid trade share and net Sharpe."""
+    from ..agents import illiquid_experiment as exp
+
+    cfg = load_or_exit(config)
+
+    def show(r):
+        console.print(f"  {r.arm:<11} seed {r.seed}: illiquid share {r.illiquid_trade_share:.3f} "
+                      f"(of orders {r.illiquid_order_share:.3f}), "
+                      f"net Sharpe {r.sharpe:.2f}, trades {r.n_trades}", highlight=False)
+
+    try:
+        summary = exp.run(cfg, seeds, out, data, timesteps, progress=show)
+    except IntradayJulesError as e:
+        raise fail(str(e)) from None
+    table = Table(title="illiquid experiment: means over seeds (test sessions, realistic costs)")
+    for c in ("arm", "illiquid_trade_share", "illiquid_order_share", "net sharpe", "total_return", "trades"):
+        table.add_column(c)
+    for arm, m in summary["means"].items():
+        table.add_row(arm, f"{m['illiquid_trade_share']:.3f}", f"{m['illiquid_order_share']:.3f}",
+                      f"{m['sharpe']:.2f}", f"{m['total_return']:.4f}",
+                      f"{m['n_trades']:.0f}")
+    console.print(table)
+    console.print(f"target: {summary['target']}")
