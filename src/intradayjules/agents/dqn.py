@@ -186,3 +186,27 @@ def load_model(path: str | Path, device: str = "cpu"):
     from stable_baselines3 import DQN
 
     return DQN.load(str(path), device=device)
+
+
+def write_outputs(result: TrainResult, prepared, cfg: ExperimentConfig | None = None,
+                  split: str = "test") -> dict[str, Path]:
+    """The artifacts a training run ships besides the SB3 zip: ``policy.pt`` (TorchScript greedy
+    policy), ``feature_spec.json``, and ``evaluation.json`` (statistics of the final model on ``split``
+    under the config's market model)."""
+    from ..evaluate.backtest import policy_from_model
+    from ..evaluate.evaluation import evaluate_policy
+    from ..evaluate.metrics import json_safe
+    from ..features.pipeline import feature_spec
+    from .export import export_torchscript
+
+    cfg = cfg or prepared.cfg
+    model = load_model(result.model_path)
+    paths = {"torchscript": export_torchscript(model, result.run_dir / "policy.pt")}
+    spec = result.run_dir / "feature_spec.json"
+    spec.write_text(json.dumps(feature_spec(cfg.features, cfg.data.calendar), indent=2, default=str))
+    paths["feature_spec"] = spec
+    stats, _ = evaluate_policy(policy_from_model(model), prepared, split, cfg)
+    ev = result.run_dir / "evaluation.json"
+    ev.write_text(json.dumps(json_safe(stats), indent=2, sort_keys=True))
+    paths["evaluation"] = ev
+    return paths

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import config_cmd, crsp_cmd, data_cmd, env_cmd, features_cmd, run_cmd, survivorship_cmd, train_cmd
+from . import config_cmd, crsp_cmd, data_cmd, env_cmd, features_cmd, models_cmd, run_cmd, survivorship_cmd, train_cmd
 
 app = typer.Typer(
     name="intradayjules",
@@ -22,7 +22,9 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(features_cmd.app, name="features")
 app.add_typer(env_cmd.app, name="env")
 app.command("run")(run_cmd.run)
+app.command("train")(train_cmd.train)
 app.command("evaluate")(train_cmd.evaluate)
+app.add_typer(models_cmd.app, name="models")
 app.add_typer(train_cmd.experiment_app, name="experiment")
 app.add_typer(crsp_cmd.app, name="crsp")
 app.add_typer(survivorship_cmd.app, name="survivorship")

@@ -26,7 +26,8 @@ def train(
     no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
 ) -> None:
     """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
-    from ..agents.dqn import latest_checkpoint, train as train_fn, with_risk_profile
+    from ..agents.dqn import latest_checkpoint, train as train_fn, with_risk_profile, write_outputs
+    from ..track import log_training_outputs
     from ..experiment import prepare, run_dir
 
     cfg = load_or_exit(config)
@@ -47,7 +48,11 @@ def train(
         with tracker.run(name or cfg.name, cfg, prepared.lineage()) as run:
             result = train_fn(prepared, out, cfg=cfg, total_timesteps=timesteps, progress_bar=sys.stderr.isatty(),
                               resume_from=resume, tracker=run)
-            run.log_artifacts(out)
+            paths = write_outputs(result, prepared, cfg)
+            log_training_outputs(run, model_zip=result.model_path, torchscript=paths["torchscript"],
+                                 config_yaml=out / "config.yaml", feature_spec=paths["feature_spec"],
+                                 evaluation_json=paths["evaluation"])
+            run_id = getattr(run, "run_id", None)
     except IntradayJulesError as e:
         raise fail(str(e)) from None
     last = result.evaluations[-1] if result.evaluations else {}
@@ -55,7 +60,10 @@ def train(
                   f"{' (stopped early by the risk callback)' if result.stopped_early else ''}; "
                   f"best validation objective {result.best_objective:.3f}; "
                   f"last composite {last.get('risk/composite', float('nan')):.3f}")
-    console.print(f"model: {result.model_path}")
+    console.print(f"model: {result.model_path}; test evaluation: {paths['evaluation']}")
+    if run_id:
+        console.print(f"MLflow run {run_id} ({tracker.uri}); register it with "
+                      f"`intradayjules models register {run_id}`")
 
 
 def _tracker(cfg, no_track: bool):
@@ -83,7 +91,7 @@ def evaluate(
 
     cfg = load_or_exit(config)
     try:
-        policy_model = load_policy_model(model)
+        policy_model = load_policy_model(model, cfg=cfg)
         prepared = prepare(cfg, data)
         stats, _ = evaluate_policy(policy_from_model(policy_model), prepared, split)
     except (IntradayJulesError, FileNotFoundError, ValueError) as e:

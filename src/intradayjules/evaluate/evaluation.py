@@ -21,7 +21,7 @@ REQUIRED_KEYS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", 
                  "avg_participation")
 
 
-def load_policy_model(ref: str | Path, device: str = "cpu"):
+def load_policy_model(ref: str | Path, device: str = "cpu", cfg: ExperimentConfig | None = None):
     """An SB3 DQN from a ``.zip`` path, a run directory (its ``model.zip``) or ``models:/NAME@ALIAS``."""
     from ..agents.dqn import load_model
 
@@ -29,7 +29,7 @@ def load_policy_model(ref: str | Path, device: str = "cpu"):
     if ref.startswith("models:/"):
         from ..track import resolve_model_uri
 
-        return load_model(resolve_model_uri(ref), device=device)
+        return load_model(resolve_model_uri(ref, cfg=cfg), device=device)
     p = Path(ref)
     if p.is_dir():
         p = p / "model.zip"
