@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from . import config_cmd, crsp_cmd, data_cmd, env_cmd, features_cmd, models_cmd, run_cmd, survivorship_cmd, train_cmd
+from . import cluster_cmd, config_cmd, crsp_cmd, data_cmd, env_cmd, features_cmd, models_cmd, run_cmd, survivorship_cmd, train_cmd, tune_cmd
 
 app = typer.Typer(
     name="intradayjules",
@@ -25,6 +25,8 @@ app.command("run")(run_cmd.run)
 app.command("train")(train_cmd.train)
 app.command("evaluate")(train_cmd.evaluate)
 app.add_typer(models_cmd.app, name="models")
+app.command("tune")(tune_cmd.tune)
+app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(train_cmd.experiment_app, name="experiment")
 app.add_typer(crsp_cmd.app, name="crsp")
 app.add_typer(survivorship_cmd.app, name="survivorship")

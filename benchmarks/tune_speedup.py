@@ -1,0 +1,104 @@
+"""Benchmark: hyperparameter-search throughput on this machine (issue 6).
+
+Same search space (the default DQN + risk space) and trial budget for every configuration:
+
+1. sequential Optuna, no pruning (the original baseline: ``--workers 1 --pruner none``)
+2. Optuna, 2 worker processes, no pruning (parallelism alone; target >= 1.8x, efficiency >= 90 %)
+3. Optuna, 2 worker processes, median pruning (target >= 3x)
+4. Ray Tune, 2 CPUs, OptunaSearch + ASHA (grace 10, reduction factor 2)
+5. Ray per-trial overhead: 16 trials of a no-op objective on 2 CPUs, (wall * 2 / trials)
+
+Trials are real short DQN trainings (``intradayjules.tune.objective:dqn_trial``, default) or, with
+``--objective cpu``, a CPU-bound synthetic objective. Prints a table; record it in benchmarks/README.md.
+Usage: .venv/bin/python benchmarks/tune_speedup.py [--trials 16] [--timesteps 6000] [--objective dqn|cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NOOP = HERE / "_tune_objectives.py"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=16)
+    ap.add_argument("--timesteps", type=int, default=6000)
+    ap.add_argument("--reports", type=int, default=20)
+    ap.add_argument("--objective", choices=["dqn", "cpu"], default="dqn")
+    ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    a = ap.parse_args()
+
+    from intradayjules.config import config_from_dict
+    from intradayjules.tune.optuna_backend import run_optuna
+
+    work = Path(tempfile.mkdtemp(prefix="ijbench_", dir="/tmp"))
+    os.environ["INTRADAYJULES_RAY_TOKEN"] = str(work / "ray_token")
+    fn = "intradayjules.tune.objective:dqn_trial" if a.objective == "dqn" else f"{NOOP}:cpu_quadratic"
+    base = {"workdir": str(work / "runs"),
+            "agent": {"learning_starts": 1000, "torch_threads": 1},
+            "features": {"store_dir": str(work / "feature_store")},
+            "tune": {"trial_fn": fn, "trial_timesteps": a.timesteps, "reports_per_trial": a.reports,
+                     "n_trials": a.trials}}
+    cfg = config_from_dict(base)
+    rows = []
+    try:
+        if a.objective == "dqn":  # build the shared feature-store entry once, outside the timings
+            from intradayjules.experiment import prepare
+
+            prepare(cfg)
+        for label, kw in [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),
+                          ("2 optuna 2 procs, no pruning", dict(workers=2, pruner="none")),
+                          ("3 optuna 2 procs, median pruning", dict(workers=2, pruner="median"))]:
+            r = run_optuna(cfg, study=label.split()[0] + "-" + kw["pruner"], n_trials=a.trials, progress=False, **kw)
+            rows.append((label, r))
+            print(f"done: {label}: {r.wall_s:.1f} s", file=sys.stderr)
+        if not a.skip_ray:
+            from intradayjules.tune.ray_backend import run_ray
+
+            r = run_ray(cfg, study="ray-asha", scheduler="asha", num_cpus=2, n_trials=a.trials,
+                        temp_dir=str(work / "ray"))
+            rows.append(("4 ray 2 CPUs, OptunaSearch + ASHA", r))
+            noop = config_from_dict({**base, "tune": {**base["tune"], "trial_fn": f"{NOOP}:noop"}})
+            r = run_ray(noop, study="ray-noop", scheduler="fifo", num_cpus=2, n_trials=a.trials,
+                        temp_dir=str(work / "ray"))
+            ray_overhead = r.wall_s * 2 / a.trials
+        _print(rows, a, None if a.skip_ray else ray_overhead)
+    finally:
+        if a.keep:
+            print(f"work folder: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _print(rows, a, ray_overhead) -> None:
+    base = rows[0][1].wall_s
+    print(f"\n{a.trials} trials, objective {a.objective}, {a.timesteps} DQN steps and {a.reports} reports per trial")
+    print(f"{'configuration':<38}{'wall s':>8}{'trials/h':>10}{'x base':>8}{'eff.':>7}{'done/pruned/failed':>20}"
+          f"{'best':>10}{'trial s (median)':>18}")
+    for label, r in rows:
+        n_workers = 1 if label.startswith("1") else 2
+        speed = base / r.wall_s
+        secs = [t["seconds"] for t in r.trials if t.get("seconds")]
+        med = statistics.median(secs) if secs else float("nan")
+        best = "-" if r.best_value is None else f"{r.best_value:.3f}"
+        print(f"{label:<38}{r.wall_s:>8.1f}{r.n_finished / r.wall_s * 3600:>10,.0f}{speed:>8.2f}"
+              f"{speed / n_workers:>7.0%}{f'{r.n_complete}/{r.n_pruned}/{r.n_failed}':>20}{best:>10}{med:>18.2f}")
+    vals = [t["value"] for t in rows[0][1].trials if t["state"] == "complete" and t["value"] is not None]
+    if len(vals) > 1:
+        print(f"baseline objective spread across its trials: sd {statistics.stdev(vals):.3f}")
+    if ray_overhead is not None:
+        print(f"ray per-trial overhead (no-op trials, 2 CPUs): {ray_overhead:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

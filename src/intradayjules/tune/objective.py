@@ -1,0 +1,92 @@
+"""The DQN trial: train with the risk callback, report the validation objective at every evaluation.
+
+``dqn_trial(params, cfg, reporter)`` (the default ``tune.trial_fn``; contract in ``tune/trial.py``):
+
+* data and features come from ``experiment.prepare`` (the shared feature store), cached per process so
+  a worker running many trials prepares them once;
+* one training run of ``tune.trial_timesteps`` steps (torch on one thread, ``cfg.agent.device``), with
+  ``RiskCallback`` evaluating on validation sessions ``tune.reports_per_trial`` times; each evaluation's
+  risk-adjusted objective (``risk/callback.py``) goes to ``reporter.report(i, value)``, which raises
+  ``Prune`` when the pruner or scheduler stops the trial;
+* PBT: a checkpoint (the SB3 model) is written every ``reporter.checkpoint_every`` reports and a trial
+  that starts from a checkpoint (``reporter.restore_dir()``) continues from that model;
+* the final objective is the mean of the last three evaluations' objectives (less optimistic than the
+  best one), averaged over ``tune.n_seeds`` seeds (seeds after the first train without reporting).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..config import ExperimentConfig
+
+_PREPARED: dict[str, object] = {}
+
+
+def prepared_for(cfg: ExperimentConfig, data_path=None):
+    """``experiment.prepare`` once per (data, features, env symbols) in this process."""
+    import json
+
+    from ..experiment import prepare
+
+    key = json.dumps([cfg.data.model_dump(mode="json"), cfg.features.model_dump(mode="json"),
+                      cfg.env.model_dump(mode="json"), str(data_path)], sort_keys=True)
+    if key not in _PREPARED:
+        _PREPARED[key] = prepare(cfg, data_path)
+    return _PREPARED[key]
+
+
+def _final(history: list[dict]) -> float:
+    vals = [h["eval/objective"] for h in history[-3:]]
+    return float(sum(vals) / len(vals)) if vals else math.nan
+
+
+def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
+    from ..agents.dqn import train
+
+    steps = cfg.tune.trial_timesteps
+    n_reports = max(1, cfg.tune.reports_per_trial)
+    eval_freq = max(steps // n_reports, 1)
+    risk = cfg.risk.model_copy(update={"eval_freq": eval_freq})
+    cfg = cfg.model_copy(update={"risk": risk})
+    prepared = prepared_for(cfg, cfg.tune.data_path)
+    root = Path(tempfile.mkdtemp(prefix="trial-", dir=_trial_root(cfg)))
+    finals = []
+    try:
+        for s in range(cfg.tune.n_seeds):
+            seed_cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"seed": cfg.agent.seed + s})})
+            hooks = [_report_hook(reporter)] if s == 0 else []
+            resume = None
+            if s == 0 and reporter.restore_dir() is not None:
+                cand = Path(reporter.restore_dir()) / "model.zip"
+                resume = cand if cand.exists() else None
+            res = train(prepared, root / f"seed{s}", cfg=seed_cfg, total_timesteps=steps, hooks=hooks,
+                        resume_from=resume, eval_sessions=cfg.risk.eval_episodes)
+            finals.append(_final(res.evaluations))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return float(sum(finals) / len(finals))
+
+
+def _trial_root(cfg: ExperimentConfig) -> str:
+    from ..experiment import resolve_path
+
+    d = resolve_path(cfg, cfg.workdir) / "tune-trials"
+    d.mkdir(parents=True, exist_ok=True)
+    return str(d)
+
+
+def _report_hook(reporter):
+    count = {"n": 0}
+
+    def hook(callback, metrics: dict) -> None:
+        count["n"] += 1
+        every = getattr(reporter, "checkpoint_every", None)
+        if every and count["n"] % every == 0:
+            callback.model.save(Path(reporter.checkpoint_dir()) / "model.zip")
+        reporter.report(count["n"], float(metrics["eval/objective"]))
+
+    return hook

@@ -1,0 +1,43 @@
+"""One entry point for a search with either backend, with MLflow nested runs when tracking is on.
+
+With tracking on, this (coordinating) process opens the study's parent run before any worker starts,
+adds ``intradayjules.track.tune_callbacks:from_config`` to ``tune.callbacks`` so every worker (Optuna)
+or the driver (Ray) writes one child run per trial under it, and closes the study at the end (leftover
+RUNNING children of dead workers become KILLED).
+"""
+
+from __future__ import annotations
+
+from ..config import ExperimentConfig
+from .results import TuneResult
+
+TRACK_CALLBACK = "intradayjules.track.tune_callbacks:from_config"
+
+
+def run_search(cfg: ExperimentConfig, *, track: bool | None = None, resume: bool = False, progress: bool = True,
+               token_file: str | None = None) -> tuple[TuneResult, object | None]:
+    """Run ``cfg.tune`` with its backend; returns the result and the study's ``TrialTracking`` (or None)."""
+    track = cfg.tracking.enabled if track is None else track
+    coordinator = None
+    if track:
+        from ..track.tune_callbacks import from_config
+
+        if TRACK_CALLBACK not in cfg.tune.callbacks:
+            cfg = cfg.model_copy(update={"tune": cfg.tune.model_copy(
+                update={"callbacks": [*cfg.tune.callbacks, TRACK_CALLBACK]})})
+        coordinator = from_config(cfg)  # the parent run exists before any worker looks for it
+    status = "FAILED"
+    try:
+        if cfg.tune.backend == "optuna":
+            from .optuna_backend import run_optuna
+
+            result = run_optuna(cfg, resume=resume, progress=progress)
+        else:
+            from .ray_backend import run_ray
+
+            result = run_ray(cfg, resume=resume, token_file=token_file, verbose=1 if progress else 0)
+        status = "FINISHED"
+        return result, coordinator
+    finally:
+        if coordinator is not None:
+            coordinator.close(study_finished=True, status=status)
