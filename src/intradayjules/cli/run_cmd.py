@@ -1,7 +1,8 @@
-"""``intradayjules run``: the main job, stage by stage, on the embedded synthetic market or --data."""
+"""``intradayjules run``: the main job (see ``intradayjules.main_job``), with live progress per stage."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -15,22 +16,75 @@ from .common import console, fail, load_or_exit
 def run(
     config: Path = typer.Option(Path("examples/configs/quickstart.yaml"), "--config", "-c"),
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
+    backend: str | None = typer.Option(None, "--backend", help="tuning backend: optuna | ray"),
+    address: str | None = typer.Option(None, "--address", help="ray: auto | HOST:PORT of a cluster"),
+    no_track: bool = typer.Option(False, "--no-track", help="no MLflow tracking or registry"),
 ) -> None:
-    """Run the main job: load/synthesise and validate bars, then each stage that follows."""
-    from ..data import load_data, summarize
+    """Features -> tuning -> retrain the best trial -> baseline -> evaluation -> champion -> report."""
+    from ..main_job import run_main
 
     cfg = load_or_exit(config)
-    t0 = time.perf_counter()
-    try:
-        with console.status("[bold]data[/]: loading and validating bars"):
-            bars, _universe = load_data(cfg, data)
-    except IntradayJulesError as e:
-        raise fail(f"data validation failed: {e}") from None
-    summary = summarize(bars, cfg.data.tiers)
-    table = Table(title=f"data: {len(bars.frame):,} bars, {bars.frame['session'].nunique()} sessions")
-    for col in ("symbol", "tier", "stale", "median $vol/day"):
-        table.add_column(col)
-    for r in summary.itertuples():
-        table.add_row(r.symbol, r.tier, f"{r.stale_share:.1%}", f"${r.median_daily_dollar_volume:,.0f}")
+    if backend is not None and backend not in ("optuna", "ray"):
+        raise fail("--backend must be optuna or ray", 2)
+    t_start = time.perf_counter()
+    stage_start = {"t": time.perf_counter(), "stage": None}
+
+    with console.status("[bold]starting[/]") as status:
+        def progress(stage: str, message: str) -> None:
+            if stage != stage_start["stage"]:
+                stage_start.update(t=time.perf_counter(), stage=stage)
+            elapsed = time.perf_counter() - t_start
+            console.print(f"[dim]{elapsed:6.1f}s[/] [bold cyan]{stage:<9}[/] {message}", highlight=False)
+            status.update(f"[bold]{stage}[/]: {message}")
+
+        try:
+            res = run_main(cfg, data_path=data, backend=backend, address=address,
+                           track=False if no_track else None, progress=progress)
+        except KeyboardInterrupt:
+            raise fail("interrupted: finished tuning trials are stored; rerun to continue", 130) from None
+        except (IntradayJulesError, FileNotFoundError, ValueError) as e:
+            raise fail(f"{stage_start['stage'] or 'run'} failed: {e}") from None
+        except Exception as e:  # an unexpected error: a readable line here, the traceback in a file
+            import tempfile
+            import traceback
+
+            log = Path(tempfile.gettempdir()) / f"intradayjules-{cfg.name}-error.log"
+            log.write_text(traceback.format_exc())
+            raise fail(f"{stage_start['stage'] or 'run'} failed: {type(e).__name__}: {e} (traceback: {log})") from None
+
+    table = Table(title="held-out test sessions, realistic costs")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column("baseline", justify="right")
+    for k in ("total_return", "sharpe", "max_drawdown", "n_trades", "illiquid_trade_share", "turnover"):
+        m, b = res.evaluation.get(k), res.baseline_evaluation.get(k)
+        table.add_row(k, _fmt(m), _fmt(b))
     console.print(table)
-    console.print(f"[green]done[/] in {time.perf_counter() - t0:.1f} s")
+    console.print(f"[green]done[/] in {time.perf_counter() - t_start:.0f} s "
+                  f"(features {'reused' if res.feature_hit else 'built'})")
+    console.print(f"  report:     {res.report}", highlight=False, soft_wrap=True)
+    console.print(f"  run dir:    {res.run_dir}", highlight=False, soft_wrap=True)
+    if res.registered:
+        r = res.registered
+        console.print(f"  MLflow run: {r['run_id']} ({res.tracking_uri})", highlight=False, soft_wrap=True)
+        console.print(f"  registered: models:/{r['name']}@{r['alias']} (version {r['version']})", highlight=False,
+                      soft_wrap=True)
+    else:
+        console.print("  tracking off: nothing registered", highlight=False)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if not math.isfinite(v) else f"{v:.4g}"
+    return str(v)
+
+
+def report(run_dir: Path = typer.Argument(..., help="a run directory written by `intradayjules run`")) -> None:
+    """Regenerate RUN_DIR/report.html from RUN_DIR/report_data.json."""
+    from ..evaluate.report import render_report
+
+    try:
+        out = render_report(run_dir)
+    except FileNotFoundError as e:
+        raise fail(str(e)) from None
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
