@@ -1,0 +1,141 @@
+"""The main job end to end (slow): quickstart on a small budget, report rendered in headless Chromium."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from intradayjules.cli import app
+from intradayjules.evaluate.evaluation import REQUIRED_KEYS
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+SMALL = """
+name: e2e
+data: {synthetic: {n_symbols: 6, days: 45, seed: 0}}
+env: {mode: multi}
+agent: {total_timesteps: 3000, learning_starts: 500, buffer_size: 5000, checkpoint_freq: 100000}
+risk: {eval_freq: 1000, eval_episodes: 2}
+tune:
+  n_trials: 4
+  workers: 2
+  pruner: median
+  trial_timesteps: 2000
+  reports_per_trial: 4
+  search_space:
+    agent.learning_rate: {type: float, low: 0.0001, high: 0.001, log: true}
+    agent.net_arch: {type: categorical, choices: [[32, 32], [64, 64]]}
+"""
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    cfg = work / "small.yaml"
+    cfg.write_text(SMALL)
+    import os
+
+    old = os.getcwd()
+    os.chdir(work)
+    try:
+        first = runner.invoke(app, ["run", "--config", str(cfg)])
+        second = runner.invoke(app, ["run", "--config", str(cfg)])
+    finally:
+        os.chdir(old)
+    return work, first, second
+
+
+@pytest.mark.slow
+def test_quickstart_small_budget_end_to_end(e2e):
+    work, first, second = e2e
+    assert first.exit_code == 0, first.output
+    run_dir = work / "runs" / "e2e"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # evaluation JSON with every key
+    ev = json.loads(Path(summary["evaluation"]).read_text())
+    assert set(REQUIRED_KEYS) <= set(ev), set(REQUIRED_KEYS) - set(ev)
+    assert set(ev["costs"]) >= {"spread", "impact", "commission"}
+    # a champion version in the registry, loadable by alias
+    assert summary["registered"]["alias"] == "champion"
+    os_env = {"MLFLOW_TRACKING_URI": summary["tracking_uri"]}
+    import os
+
+    old = {k: os.environ.get(k) for k in os_env}
+    os.environ.update(os_env)
+    try:
+        from intradayjules.track import resolve_model_uri
+
+        path = resolve_model_uri("models:/intradayjules-dqn@champion")
+        assert Path(path).exists()
+        res = runner.invoke(app, ["evaluate", "--model", "models:/intradayjules-dqn@champion", "--config",
+                                  str(work / "small.yaml"), "--json"])
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output[res.output.index("{"):])
+    assert payload["sharpe"] == pytest.approx(ev["sharpe"], nan_ok=True)
+    # report with its sections
+    html = (run_dir / "report.html").read_text()
+    for section in ("equity", "metrics", "costs", "tiers", "training", "tuning", "lineage"):
+        assert f'<section id="{section}">' in html
+    assert html.count("data:image/png;base64,") >= 6
+    assert "http://" not in html and "https://" not in html  # self-contained
+
+
+@pytest.mark.slow
+def test_rerun_reuses_features_and_study(e2e):
+    work, first, second = e2e
+    assert second.exit_code == 0, second.output
+    assert "feature store hit" in second.output
+    assert "feature store miss" in first.output
+    t1 = float(re.search(r"tune\s+\d+ complete, \d+ pruned, \d+ failed in (\d+) s", first.output).group(1))
+    t2 = float(re.search(r"tune\s+\d+ complete, \d+ pruned, \d+ failed in (\d+) s", second.output).group(1))
+    assert t2 < t1  # the finished study is resumed, not rerun
+
+
+@pytest.mark.slow
+def test_report_command_regenerates(e2e):
+    work, _, _ = e2e
+    run_dir = work / "runs" / "e2e"
+    (run_dir / "report.html").unlink()
+    res = runner.invoke(app, ["report", str(run_dir)])
+    assert res.exit_code == 0, res.output
+    assert '<section id="tuning">' in (run_dir / "report.html").read_text()
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(e2e, tmp_path):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("chromium not installed (.ci/run installs it)")
+    work, _, _ = e2e
+    html = (work / "runs" / "e2e" / "report.html").read_text()
+    probe = ("<script>window.addEventListener('load',()=>{const imgs=[...document.images];"
+             "document.body.setAttribute('data-plots',imgs.filter(i=>i.complete&&i.naturalWidth>100).length);"
+             "document.body.setAttribute('data-images',imgs.length);"
+             "document.body.setAttribute('data-sections',document.querySelectorAll('section').length);});</script>")
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", probe + "</body>"))  # a copy: the report itself is untouched
+    out = subprocess.run(
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    dom = out.stdout
+    m = re.search(r'data-plots="(\d+)"', dom)
+    assert m, (out.stderr[-2000:], dom[:500])
+    images = int(re.search(r'data-images="(\d+)"', dom).group(1))
+    assert int(m.group(1)) == images >= 6
+    assert int(re.search(r'data-sections="(\d+)"', dom).group(1)) == 7
