@@ -64,3 +64,14 @@ def test_defaults_match_original_system():
     assert (cfg.risk.stop_threshold, cfg.risk.patience, cfg.risk.illiquid_penalty_multiplier) == (0.75, 5, 3.0)
     assert (cfg.tune.sampler_seed, cfg.tune.asha_grace_period, cfg.tune.asha_reduction_factor,
             cfg.tune.pbt_perturbation_interval) == (42, 10, 2, 20)
+
+
+def test_configuration_reference_is_in_step_with_the_schema():
+    """docs/configuration.md is generated from the schema; regenerate with
+    `python -m intradayjules.config_docs > docs/configuration.md`."""
+    from intradayjules.config_docs import reference
+
+    doc = (REPO / "docs/configuration.md").read_text()
+    assert doc == reference(), "docs/configuration.md is out of date: regenerate it"
+    for key in ("env.position_size", "risk.weights.drawdown", "tune.n_trials", "tracking.registered_model"):
+        assert f"`{key}`" in doc

@@ -38,28 +38,28 @@ class TierConfig(Section):
 
 
 class SyntheticConfig(Section):
-    n_symbols: int = Field(6, ge=1, le=300)
-    days: int = Field(60, ge=2)
-    bar: str = "5min"
-    seed: int = 0
-    start: dt.date = dt.date(2025, 1, 2)
+    n_symbols: int = Field(6, ge=1, le=300, description="symbols, split evenly into liquid/mid/illiquid")
+    days: int = Field(60, ge=2, description="exchange sessions to generate")
+    bar: str = Field("5min", description="bar length (pandas offset)")
+    seed: int = Field(0, description="same seed, same market")
+    start: dt.date = Field(dt.date(2025, 1, 2), description="first session on or after this date")
 
 
 class RepairConfig(Section):
     """Repairs are opt-in and always reported: without them, the same problems are errors."""
 
-    sort: bool = False
-    drop_duplicates: bool = False
+    sort: bool = Field(False, description="sort out-of-order rows (reported) instead of failing")
+    drop_duplicates: bool = Field(False, description="drop repeated bars, keeping the first (reported)")
 
 
 class SplitConfig(Section):
     """Which sessions train, validate (early stopping, tuning) and test. Chronological, never shuffled."""
 
-    train_frac: float = Field(0.6, gt=0, lt=1)
-    val_frac: float = Field(0.2, ge=0, lt=1)
+    train_frac: float = Field(0.6, gt=0, lt=1, description="share of sessions for training (the first ones)")
+    val_frac: float = Field(0.2, ge=0, lt=1, description="next share for validation (early stopping, tuning)")
     # Explicit date ranges override the fractions when given (inclusive).
-    train_end: dt.date | None = None
-    val_end: dt.date | None = None
+    train_end: dt.date | None = Field(None, description="last training session (overrides train_frac)")
+    val_end: dt.date | None = Field(None, description="last validation session (overrides val_frac)")
 
     @model_validator(mode="after")
     def _fractions(self) -> "SplitConfig":
@@ -69,14 +69,14 @@ class SplitConfig(Section):
 
 
 class DataConfig(Section):
-    source: Literal["synthetic", "path"] = "synthetic"
-    path: Path | None = None
-    timezone: str = "America/New_York"
-    calendar: str = "XNYS"
+    source: Literal["synthetic", "path"] = Field("synthetic", description="the embedded synthetic market, or files")
+    path: Path | None = Field(None, description="CSV/Parquet file or directory (source: path)")
+    timezone: str = Field("America/New_York", description="time zone of naive timestamps in the files")
+    calendar: str = Field("XNYS", description="exchange_calendars code for sessions, holidays, half days")
     bar: str | None = Field(None, description="resample to this bar (e.g. '5min'); None keeps the input")
-    extended_hours: bool = False
-    fill_gaps: bool = True
-    symbols: list[str] | None = None
+    extended_hours: bool = Field(False, description="keep pre- and post-market bars")
+    fill_gaps: bool = Field(True, description="insert missing in-session bars as stale (price carried, volume 0)")
+    symbols: list[str] | None = Field(None, description="load only these symbols (None: all)")
     repair: RepairConfig = RepairConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     tiers: TierConfig = TierConfig()
@@ -103,15 +103,16 @@ class DataConfig(Section):
 class CrspConfig(Section):
     """CRSP daily/monthly stock files: filters and delisting-return rules (see docs/crsp.md)."""
 
-    share_codes: list[int] = [10, 11]
-    exchange_codes: list[int] = [1, 2, 3]
+    share_codes: list[int] = Field([10, 11], description="SHRCD kept (10, 11: ordinary common shares)")
+    exchange_codes: list[int] = Field([1, 2, 3], description="EXCHCD kept (1 NYSE, 2 AMEX, 3 Nasdaq)")
     # Missing DLRET for performance delistings (500, 520-584), after Shumway (1997) and
     # Shumway & Warther (1999): by exchange of listing.
     delisting_fill_nyse_amex: float = Field(-0.30, ge=-1, le=0)
     delisting_fill_nasdaq: float = Field(-0.55, ge=-1, le=0)
     # Two rows for one PERMNO-date: "error" lists them; keep_first/keep_last keep that row in file
     # order (after sorting by PERMNO and date, stable) and report how many were dropped.
-    duplicates: Literal["error", "keep_last", "keep_first"] = "error"
+    duplicates: Literal["error", "keep_last", "keep_first"] = Field(
+        "error", description="duplicate PERMNO-dates: fail (listing them) or keep one, in file order")
     freq: Literal["auto", "daily", "monthly"] = Field(
         "auto", description="auto: monthly when the median gap between a PERMNO's dates is over 20 days")
     # Point-in-time universe (data/universe.py)
@@ -126,14 +127,14 @@ class FeaturesConfig(Section):
     """Indicator windows (in bars unless named ``_days``) and the feature store (see docs/features.md)."""
 
     rsi_window: int = Field(14, ge=2)
-    ema_windows: list[int] = [10, 20, 50]
-    return_horizons: list[int] = [1, 12]
+    ema_windows: list[int] = Field([10, 20, 50], description="EMA spans in bars (close deviation from each)")
+    return_horizons: list[int] = Field([1, 12], description="log-return horizons in bars")
     vol_window: int = Field(12, ge=2)
     liquidity_window: int = Field(12, ge=2, description="bars for dollar volume / Amihud / spread / stale share")
     adv_days: int = Field(20, ge=1)
     price_levels: bool = Field(False, description="also emit raw EMA and VWAP levels (USD), not only deviations")
     lookback: int = Field(5, ge=1, description="bars of features in one observation")
-    store_dir: Path = Path("runs/feature_store")
+    store_dir: Path = Field(Path("runs/feature_store"), description="feature store root (shared by workers)")
 
     @field_validator("ema_windows", "return_horizons")
     @classmethod
@@ -157,7 +158,8 @@ class MarketConfig(Section):
     system's ``flat_cost_bps`` of notional, always filled in full.
     """
 
-    model: Literal["realistic", "flat"] = "realistic"
+    model: Literal["realistic", "flat"] = Field(
+        "realistic", description="realistic: spread + sqrt impact + cap + commission; flat: flat_cost_bps only")
     flat_cost_bps: float = Field(5.0, ge=0, description="flat model: cost in bps of traded notional")
     commission_bps: float = Field(0.5, ge=0, description="bps of traded notional")
     impact_coef: float = Field(1.0, ge=0, description="Y in Y * sigma_daily * sqrt(Q/ADV)")
@@ -167,7 +169,8 @@ class MarketConfig(Section):
     half_spread_source: Literal["universe", "tier", "estimate"] = Field(
         "universe", description="universe table's half_spread_bps when it has one (else tier), tier "
         "table below, or a Roll estimate from previous sessions' bars (tier value when undefined)")
-    tier_half_spread_bps: dict[str, float] = {"liquid": 0.5, "mid": 5.0, "illiquid": 25.0}
+    tier_half_spread_bps: dict[str, float] = Field({"liquid": 0.5, "mid": 5.0, "illiquid": 25.0},
+                                                   description="half-spread by tier, bps")
     sigma_window_days: int = Field(20, ge=2, description="previous sessions in the daily-vol estimate")
     default_sigma_daily: float = Field(0.02, gt=0, description="daily vol before 5 daily returns of history")
 
@@ -249,6 +252,9 @@ class RiskConfig(Section):
     drawdown_penalty: float = Field(1.0, ge=0, description="reward penalty per unit of drawdown growth")
     ulcer_penalty: float = Field(1.0, ge=0, description="reward penalty per unit of squared drawdown, per step")
     impact_penalty: float = Field(0.5, ge=0, description="extra reward penalty per USD of impact cost")
+    illiquid_penalty_basis: Literal["filled", "ordered"] = Field(
+        "ordered", description="illiquid penalty on the cost of what filled, or of the whole order "
+        "(the unfilled part priced as if it had filled in full; risk/shaping.py)")
     mask_illiquid: bool = False
     ulcer_window: int = Field(78, ge=2, description="steps in the rolling ulcer window (78 = one 5-min day)")
     drawdown_scale: float = Field(0.02, gt=0, description="drawdown (fraction) that normalises to 1")
@@ -280,23 +286,25 @@ class RiskConfig(Section):
 
 # -------------------------------------------------------------------------------------------- agent
 class AgentConfig(Section):
-    algo: Literal["dqn"] = "dqn"
-    total_timesteps: int = Field(100_000, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
-    gamma: float = Field(0.99, gt=0, le=1)
-    buffer_size: int = Field(100_000, ge=1)
-    learning_starts: int = Field(10_000, ge=0)
-    batch_size: int = Field(64, ge=1)
-    target_update_interval: int = Field(1_000, ge=1)
-    train_freq: int = Field(4, ge=1)
-    exploration_initial_eps: float = Field(1.0, ge=0, le=1)
-    exploration_final_eps: float = Field(0.05, ge=0, le=1)
-    exploration_fraction: float = Field(0.1, gt=0, le=1)
-    net_arch: list[int] = [64, 64]
-    device: str = "auto"
-    torch_threads: int = Field(1, ge=1)
-    checkpoint_freq: int = Field(20_000, ge=1)
-    seed: int = 0
+    """Stable-Baselines3 DQN (defaults: the original system's). Steps are environment steps (bars)."""
+
+    algo: Literal["dqn"] = Field("dqn", description="SB3 algorithm")
+    total_timesteps: int = Field(100_000, ge=1, description="environment steps of a training run")
+    learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate")
+    gamma: float = Field(0.99, gt=0, le=1, description="discount per step")
+    buffer_size: int = Field(100_000, ge=1, description="replay buffer transitions")
+    learning_starts: int = Field(10_000, ge=0, description="steps of random play before learning")
+    batch_size: int = Field(64, ge=1, description="transitions per gradient step")
+    target_update_interval: int = Field(1_000, ge=1, description="steps between target-network syncs")
+    train_freq: int = Field(4, ge=1, description="steps between gradient steps")
+    exploration_initial_eps: float = Field(1.0, ge=0, le=1, description="epsilon at the start")
+    exploration_final_eps: float = Field(0.05, ge=0, le=1, description="epsilon after the decay")
+    exploration_fraction: float = Field(0.1, gt=0, le=1, description="share of training over which epsilon decays")
+    net_arch: list[int] = Field([64, 64], description="hidden layer sizes of the Q-network")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
+    torch_threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for small MLPs)")
+    checkpoint_freq: int = Field(20_000, ge=1, description="steps between checkpoints (model + replay buffer)")
+    seed: int = Field(0, description="seed for torch, numpy, the env and the action space")
 
 
 # --------------------------------------------------------------------------------------------- tune
@@ -323,23 +331,23 @@ class ParamSpec(Section):
 
 
 class TuneConfig(Section):
-    backend: Literal["optuna", "ray"] = "optuna"
+    backend: Literal["optuna", "ray"] = Field("optuna", description="optuna: worker processes; ray: Ray Tune")
     n_trials: int = Field(16, ge=1)
     workers: int = Field(0, ge=0, description="0 = all local cores")
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    sampler_seed: int = 42
-    storage: str | None = None
-    study_name: str | None = None
+    pruner: Literal["median", "hyperband", "none"] = Field("median", description="Optuna pruner")
+    sampler_seed: int = Field(42, description="TPE seed (worker i uses seed + i)")
+    storage: str | None = Field(None, description="Optuna storage: RDB URL or journal file (None: runs/tune/<study>/journal.log)")
+    study_name: str | None = Field(None, description="None: the config name")
     n_seeds: int = Field(1, ge=1)
     trial_timesteps: int = Field(20_000, ge=1)
-    scheduler: Literal["asha", "pbt", "fifo"] = "asha"
+    scheduler: Literal["asha", "pbt", "fifo"] = Field("asha", description="Ray Tune scheduler")
     asha_grace_period: int = Field(10, ge=1)
     asha_reduction_factor: int = Field(2, ge=2)
     pbt_perturbation_interval: int = Field(20, ge=1)
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     max_failures: int = Field(0, ge=-1)
-    address: str | None = None
+    address: str | None = Field(None, description="Ray: None = local, auto, or HOST:PORT of a cluster head")
     search_space: dict[str, ParamSpec] | None = Field(
         None, description="dotted config path -> ParamSpec; None = the default DQN + risk space"
     )
@@ -352,7 +360,7 @@ class TuneConfig(Section):
         "intradayjules.tune.objective:dqn_trial",
         description="'package.module:function' or '/abs/path/file.py:function'",
     )
-    direction: Literal["maximize", "minimize"] = "maximize"
+    direction: Literal["maximize", "minimize"] = Field("maximize", description="of the trial objective")
     callbacks: list[str] = Field(
         [], description="'module:factory' paths; factory(cfg) -> object with on_trial_start/on_report/on_trial_end"
     )
@@ -379,10 +387,10 @@ class TrackingConfig(Section):
     """MLflow tracking and registry (docs/tracking.md). URI precedence: ``uri`` > $MLFLOW_TRACKING_URI >
     ``sqlite:///<abs workdir>/mlflow.db`` with artifacts in ``<abs workdir>/mlartifacts``."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="MLflow tracking on (--no-track turns it off)")
     uri: str | None = Field(None, description="None: sqlite under the work dir (or MLFLOW_TRACKING_URI)")
-    experiment: str = "intradayjules"
-    registered_model: str = "intradayjules-dqn"
+    experiment: str = Field("intradayjules", description="MLflow experiment name")
+    registered_model: str = Field("intradayjules-dqn", description="registry name for champion models")
     alias: str = Field("champion", min_length=1, description="alias given to a newly registered best model")
     connect_timeout_s: float = Field(5.0, gt=0, description="seconds to wait for a server's /health")
     heartbeat_timeout_s: float | None = Field(
@@ -391,9 +399,9 @@ class TrackingConfig(Section):
 
 # ------------------------------------------------------------------------------------------ the whole
 class ExperimentConfig(Section):
-    name: str = "quickstart"
-    seed: int = 0
-    workdir: Path = Path("runs")
+    name: str = Field("quickstart", description="run name: runs/<name>/, MLflow run name")
+    seed: int = Field(0, description="experiment seed (env session sampling, vectorised envs)")
+    workdir: Path = Field(Path("runs"), description="where run directories, the feature store and mlflow.db go")
     data: DataConfig = DataConfig()
     crsp: CrspConfig = CrspConfig()
     features: FeaturesConfig = FeaturesConfig()
