@@ -139,3 +139,20 @@ def test_report_renders_in_headless_chromium(e2e, tmp_path):
     images = int(re.search(r'data-images="(\d+)"', dom).group(1))
     assert int(m.group(1)) == images >= 6
     assert int(re.search(r'data-sections="(\d+)"', dom).group(1)) == 7
+
+
+@pytest.mark.slow
+def test_run_with_ray_backend(tmp_path, monkeypatch):
+    """The same command tunes with Ray Tune (a local Ray started and stopped by the run)."""
+    pytest.importorskip("ray")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INTRADAYJULES_RAY_TOKEN", str(tmp_path / "ray_token"))
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(SMALL.replace("name: e2e", "name: e2e-ray"))
+    res = runner.invoke(app, ["run", "--config", str(cfg), "--backend", "ray", "--no-track"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "runs" / "e2e-ray" / "summary.json").read_text())
+    assert summary["registered"] is None  # --no-track: nothing registered
+    data = json.loads((tmp_path / "runs" / "e2e-ray" / "report_data.json").read_text())
+    assert data["tuning"]["backend"] == "ray" and len(data["tuning"]["trials"]) == 4
+    assert not (tmp_path / "runs" / "mlflow.db").exists()

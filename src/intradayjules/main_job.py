@@ -80,8 +80,9 @@ def _study_details(result) -> dict:
     """Trials (number, state, last reported value) and parameter importances from the study."""
     trials = []
     importances: dict[str, float] = {}
-    for t in result.trials:
-        trials.append({"number": int(t["id"]), "state": t["state"], "value": t.get("value"),
+    for i, t in enumerate(result.trials):
+        number = int(t["id"]) if str(t["id"]).isdigit() else i  # Ray trial ids are names
+        trials.append({"number": number, "id": str(t["id"]), "state": t["state"], "value": t.get("value"),
                        "last_step": t.get("last_step"), "seconds": t.get("seconds")})
     if result.backend == "optuna" and result.storage:
         try:
