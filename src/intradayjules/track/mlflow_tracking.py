@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ..procs import pid_alive as _pid_alive
 from .lineage import TAG_PREFIX, sha256_file
 from .target import (TrackingError, TrackingTarget, TrackingUnreachableError, _sqlite_artifacts,  # noqa: F401
                      check_reachable, resolve_tracking)
@@ -88,19 +89,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (killed, not yet reaped by its parent) is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class Run:

@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ..procs import pid_alive as _pid_alive
 from ..config import ExperimentConfig
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .space import SearchSpace
@@ -122,19 +123,6 @@ def make_pruner(kind: str) -> Any:
 
 
 # ---------------------------------------------------------------------------------- bookkeeping
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own dead child not yet reaped) still answers kill(0): check its state.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def reap_orphans(study: Any) -> list[int]:
