@@ -57,8 +57,10 @@ def default_fingerprint(cfg: Any, data_path: str | None = None) -> str:
 def default_retrain(cfg: Any, lineage: Lineage) -> Any:
     """``intradayjules.agents.dqn.retrain(cfg, lineage)`` when the trainer provides it; otherwise
     ``experiment.prepare`` + ``agents.dqn.train`` into ``<workdir>/<name>-rerun``."""
-    try:
-        from ..agents import dqn  # type: ignore[attr-defined]
+    import importlib
+
+    try:  # import_module consults sys.modules, so a trainer that is absent is seen as absent
+        dqn = importlib.import_module("intradayjules.agents.dqn")
     except ImportError as e:
         raise IntradayJulesError(f"cannot retrain: the DQN trainer (intradayjules.agents.dqn) is not available ({e})") from None
     fn = getattr(dqn, "retrain", None)
