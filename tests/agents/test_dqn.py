@@ -88,3 +88,15 @@ def test_torchscript_export_matches_sb3_predict(prepared_small, tmp_path):
     np.testing.assert_allclose(q_ts, q_sb3, rtol=1e-6, atol=1e-6)
     lat = latency_us(scripted, obs.shape[1], n=200)
     assert 0 < lat["p50"] <= lat["p99"]
+
+
+def test_resume_in_the_same_run_keeps_history_and_best(prepared_small, tmp_path):
+    first = train(prepared_small, tmp_path / "same", total_timesteps=1000)
+    best_before = first.best_objective
+    ckpt = latest_checkpoint(tmp_path / "same")
+    resumed = train(prepared_small, tmp_path / "same", total_timesteps=2000, resume_from=ckpt)
+    steps = [e["timesteps"] for e in resumed.evaluations]
+    assert steps == [1000.0, 2000.0]
+    assert resumed.best_objective == max(best_before, resumed.evaluations[-1]["eval/objective"])
+    metrics = json.loads((tmp_path / "same" / "metrics.json").read_text())
+    assert [e["timesteps"] for e in metrics["evaluations"]] == [1000.0, 2000.0]

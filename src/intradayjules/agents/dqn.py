@@ -145,6 +145,13 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
 
     risk_cb = RiskCallback(eval_env, cfg.risk, n_sessions=eval_sessions, best_model_path=run_dir / "best_model.zip",
                            hooks=list(hooks))
+    prev = run_dir / "metrics.json"
+    if resume_from is not None and prev.exists():  # continue the same run: keep its history and best
+        before = json.loads(prev.read_text())
+        risk_cb.history = [e for e in before.get("evaluations", []) if e["timesteps"] <= model.num_timesteps]
+        if risk_cb.history and (run_dir / "best_model.zip").exists():
+            best = max(risk_cb.history, key=lambda e: e["eval/objective"])
+            risk_cb.best_objective, risk_cb.best_step = best["eval/objective"], int(best["timesteps"])
     callbacks = [risk_cb, checkpoint_callback(cfg.agent.checkpoint_freq, run_dir / "checkpoints"),
                  *extra_callbacks]
     if tracker is not None:
