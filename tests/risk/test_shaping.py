@@ -143,3 +143,80 @@ def test_passes_gymnasium_env_checker_and_from_config():
     w = wrap_from_config(ToyTradingEnv(), cfg)
     check_env(w, skip_render_check=True)
     assert w.initial_cash == CASH
+
+
+# ------------------------------------------------------------------ liquidity-aware (ordered) basis
+def _hand_cost(notional, hs_bps, sigma, adv, commission_bps):
+    """Spread + square-root impact + commission in USD, written out from docs/environment.md."""
+    return notional * (hs_bps * 1e-4 + sigma * np.sqrt(notional / adv) + commission_bps * 1e-4)
+
+
+@pytest.fixture(scope="module")
+def real_multi(synthetic_market):
+    import warnings
+
+    from intradayjules.env import make_env, prepare
+
+    cfg = config_from_dict({"env": {"mode": "multi", "initial_cash": CASH, "reward_scale": 1e4}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = prepare(cfg, synthetic_market.bars, synthetic_market.universe)
+    return cfg, data, lambda c: make_env(c, None, split="train", data=data)
+
+
+def _walk(env, seed=3, n=60):
+    """Alternate long/flat on every symbol in turn: many capped illiquid orders and full liquid fills."""
+    env.reset(seed=seed)
+    K = len(env.unwrapped.symbols)
+    out = []
+    for i in range(n):
+        k, j = (i // 2) % K, 2 if i % 2 == 0 else 1
+        _, r, term, trunc, info = env.step(1 + 3 * k + j)
+        out.append((r, info, dict(getattr(env, "last_penalty", {}))))
+        if term or trunc:
+            break
+    return out
+
+
+def test_ordered_basis_charges_the_unfilled_part_of_illiquid_orders(real_multi):
+    cfg, data, make = real_multi
+    m = 3.0
+    risk = RiskConfig(profile="balanced")
+    assert risk.illiquid_penalty_basis == "ordered" and risk.illiquid_penalty_multiplier == m
+    w = RiskShapingWrapper(make(cfg), risk, initial_cash=CASH, reward_scale=1e4)
+    steps = _walk(w)
+    ep = w.unwrapped.sim.episodes[0]
+    mk = cfg.market
+    n_unfilled = 0
+    for _, info, pen in steps:
+        expected = 0.0
+        for k, tier in enumerate(ep.tiers):
+            q, f, px = info["order_qty"][k], info["fill_qty"][k], info["fill_price"][k]
+            if q == 0 or q == f:
+                continue
+            if tier != "illiquid":
+                continue
+            n_unfilled += 1
+            full = _hand_cost(abs(q) * px, ep.half_spread_bps[k], ep.sigma_daily[k], ep.adv_usd[k], mk.commission_bps)
+            part = _hand_cost(abs(f) * px, ep.half_spread_bps[k], ep.sigma_daily[k], ep.adv_usd[k], mk.commission_bps)
+            expected += m * (full - part)
+        assert pen["illiquid_unfilled"] == pytest.approx(1e4 * expected / CASH, rel=1e-9, abs=1e-12)
+    assert n_unfilled >= 3  # capped / zero-volume illiquid orders happened and were charged
+    # liquid and mid orders in this walk filled in full, and the term is only about illiquid names
+    assert any(i["order_qty"][k] != 0 and ep.tiers[k] != "illiquid" for _, i, _ in steps for k in range(len(ep.tiers)))
+
+
+def test_filled_basis_and_multiplier_one_add_no_unfilled_term(real_multi):
+    cfg, data, make = real_multi
+    ordered = _walk(RiskShapingWrapper(make(cfg), RiskConfig(profile="balanced"), initial_cash=CASH, reward_scale=1e4))
+    filled = _walk(RiskShapingWrapper(make(cfg), RiskConfig(profile="balanced", illiquid_penalty_basis="filled"),
+                                      initial_cash=CASH, reward_scale=1e4))
+    plain = _walk(make(cfg))
+    # same actions, same accounting; rewards differ exactly by the unfilled term
+    for (ro, io, po), (rf, i_f, pf), (rp, ip, _) in zip(ordered, filled, plain):
+        assert io["equity"] == i_f["equity"] == ip["equity"]
+        assert pf["illiquid_unfilled"] == 0.0
+        assert rf - ro == pytest.approx(po["illiquid_unfilled"], rel=1e-9, abs=1e-12)
+    assert sum(p["illiquid_unfilled"] for _, _, p in ordered) > 0
+    off = _walk(RiskShapingWrapper(make(cfg), RiskConfig(profile="off"), initial_cash=CASH, reward_scale=1e4))
+    assert [r for r, _, _ in off] == [r for r, _, _ in plain]

@@ -7,15 +7,34 @@ net of every cost once. The wrapper subtracts, in the same units (``k = reward_s
                   + ulcer_penalty    * dd_t ** 2                         # this step's share of the
                                                                          #   ulcer index's mean square
                   + (impact_penalty * impact_usd_t
-                     + (illiquid_penalty_multiplier - 1) * illiquid_cost_usd_t) / initial_cash )
+                     + (illiquid_penalty_multiplier - 1) * illiquid_cost_usd_t
+                     + illiquid_penalty_multiplier * illiquid_unfilled_cost_usd_t) / initial_cash )
+                                                    # last term: basis "ordered" only (below)
 
 ``dd_t`` is the ``RiskTracker`` drawdown against the episode's running peak, ``impact_usd_t`` this step's
 market-impact cost and ``illiquid_cost_usd_t`` this step's total cost (spread + impact + commission) of
 fills in illiquid names. Since the env already charged that cost once, illiquid trades cost
-``illiquid_penalty_multiplier`` times their cost *in the reward*. The accounting is never touched: equity,
-cash, ``step_pnl`` and every other ``info`` field are passed through unchanged (the same dict object); the
-last step's penalty terms are on ``wrapper.last_penalty``. With the ``off`` profile every coefficient is 0
-and the multiplier 1, so the reward is the env's reward exactly.
+``illiquid_penalty_multiplier`` (``m``) times their cost *in the reward*.
+
+The accounting is never touched: equity, cash, ``step_pnl`` and every other ``info`` field are passed
+through unchanged (the same dict object); the last step's penalty terms are on ``wrapper.last_penalty``.
+With the ``off`` profile every coefficient is 0 and the multiplier 1, so the reward is the env's reward
+exactly.
+
+Liquidity-aware basis (``illiquid_penalty_basis``, default ``ordered``): in an illiquid name the
+participation cap (10 % of the fill bar's volume) and zero-volume bars leave most of an order unfilled,
+so a penalty on *filled* cost alone barely registers although the agent asked for a large trade. With
+``ordered`` the illiquid term also charges, for every illiquid order of this step, ``m *
+unfilled_cost_usd``: the cost the unfilled part *would* have paid, priced with the env's own market
+model (``market.kernels.fill_one``) as if the whole order had filled at the fill bar's open
+(``must_complete``), minus the cost of the part that did fill (sqrt impact is concave, so this is the
+marginal cost of the rest), so the reward charges an illiquid order ``m`` times the cost of the whole
+order. The term is on only when ``m > 1`` (``m = 1``, e.g. the ``off`` profile: no liquidity penalty at
+all, the reward is the env's). An order that fills in full adds nothing, so the two bases agree whenever
+nothing is left unfilled (and always under the ``flat`` model). It needs the project's ``TradingEnv``
+(per-symbol ``order_qty``/``fill_qty``/``fill_price`` in ``info`` and the episode's half-spread, daily
+vol and ADV); on other envs (no ``sim``) the unfilled term is 0. Under ``market.unfilled: carry`` a
+working remainder is charged each bar it stays unfilled. ``filled`` is the plain definition above.
 
 Action masking (``mask_illiquid``, off by default): an action that would trade an illiquid name is
 replaced before it reaches the env by a fallback action, and ``masked_actions`` counts the replacements.
@@ -76,6 +95,8 @@ class RiskShapingWrapper(gym.Wrapper):
         self.mask = bool(r.mask_illiquid)
         if self.mask and (illiquid_action is None) != (fallback_action is None):
             raise ValueError("give both illiquid_action and fallback_action, or neither (built-in layouts)")
+        self._ordered = r.illiquid_penalty_basis == "ordered" and r.illiquid_penalty_multiplier > 1
+        self._m = float(r.illiquid_penalty_multiplier)
         self._illiquid_action = illiquid_action
         self._fallback_action = fallback_action
         self._blocked: list[bool] = []
@@ -142,10 +163,42 @@ class RiskShapingWrapper(gym.Wrapper):
         p_ul = k * self._ul * t.drawdown * t.drawdown
         p_imp = k * self._imp * t.step_impact_cost
         p_ill = k * self._ill * t.step_illiquid_cost
-        penalty = p_dd + p_ul + p_imp + p_ill
+        p_unf = 0.0
+        if self._ordered:
+            p_unf = k * self._m * self.unfilled_illiquid_cost(info) / self.initial_cash
+        penalty = p_dd + p_ul + p_imp + p_ill + p_unf
         self.last_penalty = {"drawdown": p_dd, "ulcer": p_ul, "impact": p_imp, "illiquid": p_ill,
-                             "total": penalty}
+                             "illiquid_unfilled": p_unf, "total": penalty}
         return obs, reward - penalty, terminated, truncated, info
+
+
+    def unfilled_illiquid_cost(self, info: dict) -> float:
+        """USD: what the unfilled part of this step's illiquid orders would have cost (spread + impact +
+        commission of the whole order filled in full at the fill bar's open, minus the cost of the part
+        that filled). 0 when the env does not expose its simulator (see module docstring)."""
+        sim = getattr(self.env.unwrapped, "sim", None)
+        if sim is None or self.tiers is None or "order_qty" not in info:
+            return 0.0
+        order = info["order_qty"]
+        fill = info["fill_qty"]
+        total = 0.0
+        for k, tier in enumerate(self.tiers):
+            q = float(order[k])
+            if tier != "illiquid" or q == 0.0 or float(fill[k]) == q:
+                continue
+            total += _marginal_cost(sim, k, q, float(fill[k]), float(info["fill_price"][k]))
+        return total
+
+
+def _marginal_cost(sim, k: int, qty: float, filled: float, price: float) -> float:
+    """Cost (USD) of filling ``qty`` in full at ``price`` minus the cost of the ``filled`` part, with
+    slot 0's half-spread, daily vol and ADV for symbol ``k`` and the simulator's market-model params."""
+    from ..market.kernels import fill_one
+
+    hs, sig, adv, params = float(sim.hs[0, k]), float(sim.sigma[0, k]), float(sim.adv[0, k]), sim.model.params
+    _, s1, i1, f1 = fill_one(qty, price, 0.0, hs, sig, adv, True, params)
+    _, s0, i0, f0 = fill_one(filled, price, 0.0, hs, sig, adv, True, params)
+    return max((s1 + i1 + f1) - (s0 + i0 + f0), 0.0)
 
 
 def wrap_from_config(env: gym.Env, cfg: Any, **kwargs: Any) -> RiskShapingWrapper:
