@@ -64,8 +64,9 @@ def _study_exists(cfg: ExperimentConfig, name: str) -> bool:
 
         spec = storage_spec(cfg.tune.storage, run_dir_for(cfg, name, "optuna"))
         return name in optuna.study.get_all_study_names(storage=open_storage(spec))
-    base = run_dir_for(cfg, name, "ray")
-    return any(base.iterdir())
+    from ray import tune
+
+    return tune.Tuner.can_restore(str(run_dir_for(cfg, name, "ray")))
 
 
 def _eval_summary(stats: dict, res) -> dict:
@@ -104,9 +105,10 @@ def _study_details(result) -> dict:
                     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
                     importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
         except Exception as e:  # noqa: BLE001 - the report says why instead of failing the run
-            importances = {"unavailable": float("nan")}
-            trials.append({"number": -1, "state": "note", "value": None, "note": f"{type(e).__name__}: {e}"})
-    return {"trials": trials, "importances": {k: float(v) for k, v in importances.items()}}
+            importances = {}
+            note = f"parameter importances unavailable: {type(e).__name__}: {e}"
+            return {"trials": trials, "importances": {}, "note": note}
+    return {"trials": trials, "importances": {k: float(v) for k, v in importances.items() if math.isfinite(v)}}
 
 
 def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = None, address: str | None = None,
@@ -134,7 +136,7 @@ def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = Non
     if track:
         from .track import check_reachable, make_tracker, resolve_tracking
 
-        target = resolve_tracking(cfg)
+        target = resolve_tracking(cfg, enabled=True)
         check_reachable(target.uri, target.connect_timeout_s)  # before hours of work, not after
         tracker = make_tracker(target)
 

@@ -100,3 +100,17 @@ def test_resume_in_the_same_run_keeps_history_and_best(prepared_small, tmp_path)
     assert resumed.best_objective == max(best_before, resumed.evaluations[-1]["eval/objective"])
     metrics = json.loads((tmp_path / "same" / "metrics.json").read_text())
     assert [e["timesteps"] for e in metrics["evaluations"]] == [1000.0, 2000.0]
+
+
+def test_init_weights_from_takes_new_hyperparameters(prepared_small, tmp_path):
+    """PBT exploit: the donor's network weights, the recipient's hyperparameters, the donor's step count."""
+    donor = train(prepared_small, tmp_path / "donor", total_timesteps=1000)
+    cfg = prepared_small.cfg
+    new = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"learning_rate": 7e-4, "gamma": 0.95})})
+    res = train(prepared_small, tmp_path / "recipient", cfg=new, total_timesteps=1500, init_weights_from=donor.model_path)
+    m = load_model(res.model_path)
+    assert m.learning_rate == 7e-4 and m.gamma == 0.95
+    assert res.timesteps == 1500  # continued from the donor's 1000 steps
+    # learning waits for fresh transitions after the (empty-buffer) restart: with learning_starts 300 the
+    # 500 new steps include 200 of learning, so the weights moved away from the donor's
+    assert not np.array_equal(_params(m), _params(load_model(donor.model_path)))

@@ -110,3 +110,14 @@ def test_one_tiny_run_trains_both_arms_and_evaluates_them_under_realistic_costs(
     written = json.loads((tmp_path / "exp" / "illiquid_experiment.json").read_text())
     assert written["target"].keys() == summary["target"].keys()
     assert len(written["runs"]) == 2 and written["config"]["timesteps"] == 600
+
+
+def test_original_arm_ignores_explicit_risk_settings(tmp_path):
+    from intradayjules.agents.illiquid_experiment import arm_config
+    from intradayjules.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate({"risk": {"mask_illiquid": True, "drawdown_penalty": 2.0, "patience": 2,
+                                                    "early_stop": True, "eval_freq": 777}})
+    a = arm_config(cfg, "original", 3)
+    assert a.risk.profile == "off" and not a.risk.mask_illiquid and a.risk.drawdown_penalty == 0.0
+    assert not a.risk.early_stop and a.risk.eval_freq == 777 and a.market.model == "flat" and a.agent.seed == 3

@@ -111,8 +111,16 @@ def _checkpoints(path: Path) -> list[Path]:
 def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
           total_timesteps: int | None = None, progress_bar: bool = False, resume_from: str | Path | None = None,
           hooks: Sequence = (), extra_callbacks: Sequence = (), eval_sessions: int | None = None,
-          tracker=None) -> TrainResult:
-    """Train a DQN on ``prepared`` (``experiment.prepare``) and write the run directory."""
+          tracker=None, init_weights_from: str | Path | None = None, objective_weights=None,
+          checkpoints: bool = True) -> TrainResult:
+    """Train a DQN on ``prepared`` (``experiment.prepare``) and write the run directory.
+
+    ``resume_from``: continue a run exactly (the checkpoint's hyperparameters, step count and replay
+    buffer). ``init_weights_from``: a fresh model with ``cfg``'s hyperparameters that starts from a saved
+    model's network weights (PBT exploit: the new hyperparameters take effect, the step count restarts
+    from the saved one so schedules continue). ``objective_weights``: risk weights of the validation
+    objective's composite (default ``cfg.risk.weights``); tuning fixes them so that trials which sample
+    the weights are still scored on one scale."""
     from stable_baselines3 import DQN
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
@@ -141,10 +149,17 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
             model.load_replay_buffer(str(buf))
     else:
         model = build_model(cfg, env, device)
-    model.set_logger(configure(str(run_dir), ["csv"]))
+        if init_weights_from is not None:
+            donor = DQN.load(str(init_weights_from), device=device)
+            model.set_parameters(donor.get_parameters(), exact_match=True, device=device)
+            model.num_timesteps = donor.num_timesteps
+            # an empty buffer: learning waits for learning_starts fresh transitions
+            model.learning_starts = donor.num_timesteps + cfg.agent.learning_starts
+    logger = configure(str(run_dir), ["csv"])
+    model.set_logger(logger)
 
     risk_cb = RiskCallback(eval_env, cfg.risk, n_sessions=eval_sessions, best_model_path=run_dir / "best_model.zip",
-                           hooks=list(hooks))
+                           hooks=list(hooks), objective_weights=objective_weights)
     prev = run_dir / "metrics.json"
     if resume_from is not None and prev.exists():  # continue the same run: keep its history and best
         before = json.loads(prev.read_text())
@@ -152,29 +167,37 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
         if risk_cb.history and (run_dir / "best_model.zip").exists():
             best = max(risk_cb.history, key=lambda e: e["eval/objective"])
             risk_cb.best_objective, risk_cb.best_step = best["eval/objective"], int(best["timesteps"])
-    callbacks = [risk_cb, checkpoint_callback(cfg.agent.checkpoint_freq, run_dir / "checkpoints"),
-                 *extra_callbacks]
+    risk_cb.hooks.insert(0, lambda cb, m: _write_metrics(run_dir, cb, model.num_timesteps))  # survives a crash
+    callbacks = [risk_cb, *([checkpoint_callback(cfg.agent.checkpoint_freq, run_dir / "checkpoints")]
+                            if checkpoints else []), *extra_callbacks]
     if tracker is not None:
         risk_cb.hooks.append(lambda cb, m: tracker.log_metrics(m, step=cb.num_timesteps))
     t0 = time.perf_counter()
     remaining = max(total - model.num_timesteps, 0)
     model.learn(remaining, callback=CallbackList(callbacks), progress_bar=progress_bar,
-                reset_num_timesteps=resume_from is None)
+                reset_num_timesteps=resume_from is None and init_weights_from is None)
     wall = time.perf_counter() - t0
     if not risk_cb.history or risk_cb.history[-1]["timesteps"] < model.num_timesteps:
-        risk_cb.evaluate()  # judge the final policy too
+        risk_cb.evaluate(final=True)  # judge the final policy too (no stop rule, no hooks)
+    logger.close()
     model_path = run_dir / "model.zip"
     model.save(model_path)
     best = run_dir / "best_model.zip"
     result = TrainResult(run_dir, model_path, best if best.exists() else None, int(model.num_timesteps),
                          risk_cb.stopped_early, risk_cb.history, wall, risk_cb.eval_seconds,
                          risk_cb.best_objective)
-    (run_dir / "metrics.json").write_text(json.dumps({
-        "timesteps": result.timesteps, "stopped_early": result.stopped_early, "wall_s": wall,
-        "eval_s": risk_cb.eval_seconds, "best_objective": risk_cb.best_objective,
-        "best_step": risk_cb.best_step, "evaluations": risk_cb.history,
-    }, indent=2, default=float))
+    _write_metrics(run_dir, risk_cb, result.timesteps, wall)
     return result
+
+
+def _write_metrics(run_dir: Path, cb, timesteps: int, wall: float | None = None) -> None:
+    """``metrics.json`` (atomically): written at every evaluation, so a crashed run keeps its history."""
+    payload = {"timesteps": int(timesteps), "stopped_early": cb.stopped_early, "wall_s": wall,
+               "eval_s": cb.eval_seconds, "best_objective": cb.best_objective, "best_step": cb.best_step,
+               "evaluations": cb.history, "complete": wall is not None}
+    tmp = run_dir / "metrics.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2, default=float))
+    tmp.replace(run_dir / "metrics.json")
 
 
 def _replay_buffer_for(checkpoint: Path) -> Path | None:

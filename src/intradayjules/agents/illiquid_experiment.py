@@ -41,7 +41,14 @@ def arm_config(cfg: ExperimentConfig, arm: str, seed: int) -> ExperimentConfig:
     from .dqn import with_risk_profile
 
     if arm == "original":
-        c = with_risk_profile(cfg, "off")
+        # the original set-up exactly: no shaping, no masking, no early stop, whatever the config says
+        # explicitly about risk; only the evaluation schedule is kept
+        from ..config import RiskConfig
+
+        r = cfg.risk
+        risk = RiskConfig(profile="off", eval_freq=r.eval_freq, eval_episodes=r.eval_episodes,
+                          ulcer_window=r.ulcer_window)
+        c = cfg.model_copy(update={"risk": risk})
         market = c.market.model_copy(update={"model": "flat"})
     elif arm == "risk_aware":
         c = with_risk_profile(cfg, "balanced")

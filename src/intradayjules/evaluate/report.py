@@ -190,7 +190,10 @@ def render_report(run_dir: str | Path) -> Path:
                      f"{counts['failed']} failed; wall {_fmt(tune.get('wall_s'))} s; best "
                      f"{_fmt(tune.get('best_value'))}</p>")
         parts.append(_tuning_plot(trials))
-        imp = tune.get("importances") or {}
+        imp = {k: v for k, v in (tune.get("importances") or {}).items()
+               if isinstance(v, (int, float)) and math.isfinite(v)}
+        if tune.get("note"):
+            parts.append(f"<p>{html.escape(str(tune['note']))}</p>")
         if imp:
             parts.append(_bars({"importance": imp}, "parameter importances (fANOVA)", "importance"))
         best = tune.get("best_params") or {}

@@ -47,7 +47,7 @@ def pick_sessions(all_sessions: Sequence[str], n: int) -> list[str]:
 
 
 def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
-                         objective_risk_bps: float = OBJECTIVE_RISK_BPS) -> dict[str, float]:
+                         objective_risk_bps: float = OBJECTIVE_RISK_BPS, objective_weights=None) -> dict[str, float]:
     """Backtest ``policy`` on ``sessions``; the metrics, composite and objective as one flat dict."""
     from ..evaluate.backtest import backtest
 
@@ -65,7 +65,11 @@ def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
     out["eval/sharpe"] = float(np.mean(daily) / sd * math.sqrt(252)) if sd > 0 else 0.0
     out["eval/traded_notional"] = float(res.steps["traded_notional"].sum())
     out["eval/sessions"] = float(len(daily))
-    out["eval/objective"] = mean_bps - objective_risk_bps * out["risk/composite"]
+    objective_composite = out["risk/composite"]
+    if objective_weights is not None and objective_weights != risk.weights:
+        objective_composite = RiskComposite(risk.model_copy(update={"weights": objective_weights})).score(res.risk)
+    out["eval/objective_composite"] = float(objective_composite)
+    out["eval/objective"] = mean_bps - objective_risk_bps * objective_composite
     return out
 
 
@@ -73,7 +77,7 @@ class RiskCallback(BaseCallback):
     def __init__(self, eval_env, risk: RiskConfig, *, eval_freq: int | None = None,
                  n_sessions: int | None = None, best_model_path: str | Path | None = None,
                  hooks: Sequence[EvalHook] = (), objective_risk_bps: float = OBJECTIVE_RISK_BPS,
-                 verbose: int = 0):
+                 objective_weights=None, verbose: int = 0):
         super().__init__(verbose)
         self.eval_env = eval_env
         self.risk = risk
@@ -84,6 +88,7 @@ class RiskCallback(BaseCallback):
         self.best_model_path = Path(best_model_path) if best_model_path else None
         self.hooks = list(hooks)
         self.objective_risk_bps = objective_risk_bps
+        self.objective_weights = objective_weights
         self.rule = EarlyStopRule.from_config(risk)
         self.history: list[dict] = []
         self.best_objective = -math.inf
@@ -96,12 +101,15 @@ class RiskCallback(BaseCallback):
         model = self.model
         return lambda obs: int(model.predict(obs, deterministic=True)[0])
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, final: bool = False) -> dict[str, float]:
+        """One validation evaluation. ``final``: the judgement of the last policy after training ended,
+        which neither updates the stop rule nor calls the hooks (no extra tuning report)."""
         t0 = time.perf_counter()
-        m = evaluate_policy_risk(self._policy(), self.eval_env, self.sessions, self.risk, self.objective_risk_bps)
+        m = evaluate_policy_risk(self._policy(), self.eval_env, self.sessions, self.risk, self.objective_risk_bps,
+                                 self.objective_weights)
         m["timesteps"] = float(self.num_timesteps)
-        stop = self.rule.update(m["risk/composite"])
-        m["risk/threshold"] = float(self.rule.history[-1][1])
+        stop = False if final else self.rule.update(m["risk/composite"])
+        m["risk/threshold"] = float(self.rule.history[-1][1]) if self.rule.history else float(self.risk.stop_threshold)
         m["risk/violations"] = float(self.rule.violations)
         if m["eval/objective"] > self.best_objective:
             self.best_objective = m["eval/objective"]
@@ -113,7 +121,7 @@ class RiskCallback(BaseCallback):
         for k, v in m.items():
             self.logger.record(k, v)
         self.eval_seconds += time.perf_counter() - t0
-        for hook in self.hooks:  # a tuning hook may raise to prune the trial
+        for hook in ([] if final else self.hooks):  # a tuning hook may raise to prune the trial
             hook(self, m)
         if stop:
             self.stopped_early = True

@@ -8,8 +8,12 @@
   ``RiskCallback`` evaluating on validation sessions ``tune.reports_per_trial`` times; each evaluation's
   risk-adjusted objective (``risk/callback.py``) goes to ``reporter.report(i, value)``, which raises
   ``Prune`` when the pruner or scheduler stops the trial;
-* PBT: a checkpoint (the SB3 model) is written every ``reporter.checkpoint_every`` reports and a trial
-  that starts from a checkpoint (``reporter.restore_dir()``) continues from that model;
+* PBT: a checkpoint (the SB3 model) is written every ``reporter.checkpoint_every`` reports; a trial
+  that starts from a checkpoint (``reporter.restore_dir()``) builds a model with its own (perturbed)
+  hyperparameters and copies the donor's network weights into it (the replay buffer starts empty, and
+  learning waits ``learning_starts`` fresh steps); ``net_arch`` must not be perturbed by PBT;
+* when the search samples the risk weights, the objective's composite uses the profile's reference
+  weights, so trials are scored on one scale (the sampled weights only drive early stopping);
 * the final objective is the mean of the last three evaluations' objectives (less optimistic than the
   best one), averaged over ``tune.n_seeds`` seeds (seeds after the first train without reporting).
 """
@@ -32,9 +36,11 @@ def prepared_for(cfg: ExperimentConfig, data_path=None):
 
     from ..experiment import prepare
 
+    env = cfg.env.model_dump(mode="json", include={"symbols", "mode", "n_assets", "standardize", "obs_clip"})
     key = json.dumps([cfg.data.model_dump(mode="json"), cfg.features.model_dump(mode="json"),
-                      cfg.env.model_dump(mode="json"), str(data_path)], sort_keys=True)
+                      cfg.market.model_dump(mode="json"), env, str(data_path), str(cfg.workdir)], sort_keys=True)
     if key not in _PREPARED:
+        _PREPARED.clear()  # one prepared data set per worker process at a time
         _PREPARED[key] = prepare(cfg, data_path)
     return _PREPARED[key]
 
@@ -46,6 +52,11 @@ def _final(history: list[dict]) -> float:
 
 def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
     from ..agents.dqn import train
+    from ..config import RiskConfig
+
+    # Trials that sample the risk weights are still scored on one scale: the objective's composite uses
+    # the profile's reference weights, the sampled ones drive early stopping only.
+    objective_weights = RiskConfig(profile=cfg.risk.profile).weights if cfg.tune.search_risk_weights else None
 
     steps = cfg.tune.trial_timesteps
     n_reports = max(1, cfg.tune.reports_per_trial)
@@ -59,12 +70,13 @@ def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
         for s in range(cfg.tune.n_seeds):
             seed_cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"seed": cfg.agent.seed + s})})
             hooks = [_report_hook(reporter)] if s == 0 else []
-            resume = None
-            if s == 0 and reporter.restore_dir() is not None:
+            init = None
+            if s == 0 and reporter.restore_dir() is not None:  # PBT exploit: donor weights, new params
                 cand = Path(reporter.restore_dir()) / "model.zip"
-                resume = cand if cand.exists() else None
+                init = cand if cand.exists() else None
             res = train(prepared, root / f"seed{s}", cfg=seed_cfg, total_timesteps=steps, hooks=hooks,
-                        resume_from=resume, eval_sessions=cfg.risk.eval_episodes)
+                        init_weights_from=init, eval_sessions=cfg.risk.eval_episodes,
+                        objective_weights=objective_weights, checkpoints=False)
             finals.append(_final(res.evaluations))
     finally:
         shutil.rmtree(root, ignore_errors=True)

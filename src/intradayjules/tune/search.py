@@ -14,10 +14,27 @@ from .results import TuneResult
 TRACK_CALLBACK = "intradayjules.track.tune_callbacks:from_config"
 
 
+def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The config with every path made absolute against this process's working directory, so workers
+    started elsewhere (Ray trial directories, other machines with a shared file system) find the same
+    work dir, feature store and data."""
+    from pathlib import Path
+
+    def absolute(p):
+        return None if p is None else Path(p).expanduser().resolve()
+
+    upd = {"workdir": absolute(cfg.workdir),
+           "features": cfg.features.model_copy(update={"store_dir": absolute(cfg.features.store_dir)}),
+           "data": cfg.data.model_copy(update={"path": absolute(cfg.data.path)}),
+           "tune": cfg.tune.model_copy(update={"data_path": absolute(cfg.tune.data_path)})}
+    return cfg.model_copy(update=upd)
+
+
 def run_search(cfg: ExperimentConfig, *, track: bool | None = None, resume: bool = False, progress: bool = True,
                token_file: str | None = None) -> tuple[TuneResult, object | None]:
     """Run ``cfg.tune`` with its backend; returns the result and the study's ``TrialTracking`` (or None)."""
     track = cfg.tracking.enabled if track is None else track
+    cfg = absolute_paths(cfg)  # Ray runs trials in their own working directories
     coordinator = None
     if track:
         from ..track.tune_callbacks import from_config
