@@ -57,15 +57,14 @@ def test_console_script_on_shared_data(shared_data_dir):
     assert "illiquid" in rows["WEBL"]
 
 
-def test_run_data_stage_on_embedded_default():
-    res = runner.invoke(app, ["run", "--config", str(REPO / "examples/configs/quickstart.yaml")])
-    assert res.exit_code == 0, res.output
-    assert "IL01" in res.output and "illiquid" in res.output
-
-
-def test_run_stops_at_validation_on_bad_user_data(tmp_path):
+def test_run_stops_at_validation_on_bad_user_data(tmp_path, monkeypatch):
+    """Bad user data stops the main job at validation, naming file and line, before any training
+    (the whole job on good data is tests/test_main_job.py)."""
+    monkeypatch.chdir(tmp_path)
     p = tmp_path / "X_5min.csv"
     p.write_text("datetime,open,high,low,close,volume\n2025-06-02 09:30:00,10,11,9,10,-5\n")
     res = runner.invoke(app, ["run", "--config", str(REPO / "examples/configs/quickstart.yaml"), "--data", str(p)])
     assert res.exit_code == 1
     assert "X_5min.csv" in res.output and "line 2" in res.output
+    assert "data failed" in res.output
+    assert not (tmp_path / "runs" / "quickstart" / "model").exists()  # nothing was trained
