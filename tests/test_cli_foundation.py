@@ -68,3 +68,14 @@ def test_run_stops_at_validation_on_bad_user_data(tmp_path, monkeypatch):
     assert "X_5min.csv" in res.output and "line 2" in res.output
     assert "data failed" in res.output
     assert not (tmp_path / "runs" / "quickstart" / "model").exists()  # nothing was trained
+
+
+def test_cli_reference_is_in_step_with_the_commands(tmp_path):
+    """docs/cli.md is generated; regenerate with
+    `.venv/bin/typer intradayjules.cli utils docs --name intradayjules --output docs/cli.md`."""
+    typer_exe = Path(sys.executable).with_name("typer")
+    out = tmp_path / "cli.md"
+    res = subprocess.run([str(typer_exe), "intradayjules.cli", "utils", "docs", "--name", "intradayjules",
+                          "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert out.read_text() == (REPO / "docs/cli.md").read_text(), "docs/cli.md is out of date: regenerate it"
