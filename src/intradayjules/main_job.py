@@ -184,7 +184,7 @@ def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = Non
         t0 = time.perf_counter()
         base_cfg = arm_config(with_risk_profile(cfg, "off"), "original", cfg.agent.seed)
         say("baseline", "training the original set-up (flat 5 bps costs, no risk shaping)")
-        base_res = train(prepared, out / "baseline", cfg=base_cfg)
+        base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False)  # a reference, not resumed
         timings["baseline_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
