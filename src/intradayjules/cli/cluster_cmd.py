@@ -35,10 +35,8 @@ def head(
     try:
         tok = cluster.ensure_token(cluster.token_path(token_file))
         cmd = cluster.head_command(port, node_ip, num_cpus, num_gpus, temp_dir, block)
-        if block:
-            _foreground(cmd, tok)
+        if _start(cmd, tok, block):
             return
-        cluster.run_ray(cmd, tok)
     except IntradayJulesError as e:
         raise fail(str(e)) from None
     where = f"{node_ip or '<this-host>'}:{port}"
@@ -64,10 +62,8 @@ def join(
     try:
         tok = cluster.ensure_token(cluster.token_path(token_file), create=False)
         cmd = cluster.join_command(address, node_ip, num_cpus, num_gpus, temp_dir, block)
-        if block:
-            _foreground(cmd, tok)
+        if _start(cmd, tok, block):
             return
-        cluster.run_ray(cmd, tok)
     except IntradayJulesError as e:
         raise fail(str(e)) from None
     console.print(f"[green]joined[/] {address}", highlight=False)
@@ -101,6 +97,17 @@ def stop(force: bool = typer.Option(False, "--force", help="SIGKILL instead of S
     except IntradayJulesError as e:
         raise fail(str(e)) from None
     typer.echo(out)
+
+
+def _start(cmd: list[str], tok: Path, block: bool) -> bool:
+    """Run a ``ray start`` command: in the foreground with ``--block`` (True once it ended), else detached."""
+    from ..tune import cluster
+
+    if block:
+        _foreground(cmd, tok)
+        return True
+    cluster.run_ray(cmd, tok)
+    return False
 
 
 def _foreground(cmd: list[str], tok: Path) -> None:

@@ -507,20 +507,6 @@ class NoOpTracker:
     def trial(self, parent_run_id, key, params=None, tags=None) -> Iterator[NoOpRun]:
         yield NoOpRun()
 
-    def find_trial(self, parent_run_id: str, key: str | int) -> str | None:
-        """Run id of trial ``key`` of the study ``parent_run_id``, or None."""
-        found = self._search(f"tags.`{PARENT_TAG}` = {_q(parent_run_id, 'run id')} and tags.`{TAG_TRIAL_KEY}` = {_q(key, 'trial key')}")
-        return found[0].info.run_id if found else None
-
-    def finish_trial(self, parent_run_id: str, key: str | int, state: str) -> str | None:
-        """End trial ``key`` from outside its worker (e.g. the driver after Ray Tune stopped it early:
-        ``state="pruned"``). Only a RUNNING run is changed; returns its id (None if absent/ended)."""
-        run_id = self.find_trial(parent_run_id, key)
-        if run_id is None or self.client.get_run(run_id).info.status != "RUNNING":
-            return None
-        Run(self, run_id).end_trial(state)
-        return run_id
-
     def reap_stale_trials(self, parent_run_id, **kw) -> list[str]:
         return []
 
