@@ -125,8 +125,13 @@ def test_killed_worker_then_killed_command_then_resume_reaches_T(tmp_path):
     _wait_for(lambda: workers_file.exists(), 60, "workers.json")
     _wait_for(lambda: count_trials(_study(tmp_path, "kw"))["complete"] >= 2, 90, "2 complete trials")
     victim = json.loads(workers_file.read_text())[0]["pid"]
-    running = [t.number for t in _study(tmp_path, "kw").trials
-               if t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get("pid") == victim]
+
+    def victim_running():
+        return [t.number for t in _study(tmp_path, "kw").trials
+                if t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get("pid") == victim]
+
+    # kill it while it holds a trial (not in the moment between two trials)
+    _wait_for(lambda: len(victim_running()) == 1, 30, "a running trial of worker 0")
     os.kill(victim, signal.SIGKILL)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out
@@ -134,9 +139,10 @@ def test_killed_worker_then_killed_command_then_resume_reaches_T(tmp_path):
     study = _study(tmp_path, "kw")
     c = count_trials(study)
     assert c["finished"] == T and c["running"] == 0
-    assert c["interrupted"] == len(running) == 1
-    lost = study.trials[running[0]]
-    assert lost.state == optuna.trial.TrialState.FAIL and lost.user_attrs["interrupted"]
+    lost = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert c["interrupted"] == len(lost) == 1
+    assert lost[0].user_attrs.get("pid") == victim  # the trial the killed worker held
+    assert lost[0].state == optuna.trial.TrialState.FAIL
 
     # 2) kill the whole command (parent and workers) mid-study, then --resume
     proc = _cli(tmp_path, "--workers", "2", "--trials", str(T), "--study", "kc", "--pruner", "none", env=env)
