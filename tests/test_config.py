@@ -68,8 +68,8 @@ def test_defaults_match_original_system():
 
 def test_configuration_reference_is_in_step_with_the_schema():
     """docs/configuration.md is generated from the schema; regenerate with
-    `python -m intradayjules.config_docs > docs/configuration.md`."""
-    from intradayjules.config_docs import reference
+    `python -m intradayjules.config.reference > docs/configuration.md`."""
+    from intradayjules.config.reference import reference
 
     doc = (REPO / "docs/configuration.md").read_text()
     assert doc == reference(), "docs/configuration.md is out of date: regenerate it"

@@ -1,6 +1,6 @@
 """Generate the configuration reference (docs/configuration.md) from the schema itself.
 
-``python -m intradayjules.config_docs > docs/configuration.md``; a test fails when the page is out of
+``python -m intradayjules.config.reference > docs/configuration.md``; a test fails when the page is out of
 date, so the reference never drifts from the code.
 """
 
@@ -11,14 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import ExperimentConfig
+from .schema import ExperimentConfig
 
 HEADER = """# Configuration reference
 
 One YAML file configures an experiment; every key below is optional (the default applies). Unknown keys
 and wrong types are errors that name the field path (`env.position_size: must be > 0`). See the resolved
 configuration with `intradayjules config show FILE`. Generated from `src/intradayjules/config.py` by
-`python -m intradayjules.config_docs`: do not edit by hand.
+`python -m intradayjules.config.reference`: do not edit by hand.
 """
 
 

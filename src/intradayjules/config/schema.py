@@ -14,7 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .profiles import PROFILE_NAMES, RISK_PROFILES
 
 
 class Section(BaseModel):
@@ -214,25 +215,6 @@ class RiskWeights(Section):
         return self
 
 
-# Risk profiles: the values a profile gives to every RiskConfig field the configuration does not set
-# explicitly (an explicit value always wins). Weights are drawdown/ulcer/impact/staleness/liquidity.
-# Penalties are reward-shaping coefficients (risk/shaping.py); "off" = no shaping, no early stop.
-RISK_PROFILES: dict[str, dict[str, Any]] = {
-    "off": {"weights": (0.30, 0.25, 0.25, 0.20, 0.0), "stop_threshold": 0.75, "patience": 5,
-            "early_stop": False, "drawdown_penalty": 0.0, "ulcer_penalty": 0.0, "impact_penalty": 0.0,
-            "illiquid_penalty_multiplier": 1.0},
-    "conservative": {"weights": (0.25, 0.20, 0.20, 0.15, 0.20), "stop_threshold": 0.60, "patience": 3,
-                     "early_stop": True, "drawdown_penalty": 2.0, "ulcer_penalty": 2.0,
-                     "impact_penalty": 1.0, "illiquid_penalty_multiplier": 5.0},
-    "balanced": {"weights": (0.30, 0.25, 0.25, 0.20, 0.0), "stop_threshold": 0.75, "patience": 5,
-                 "early_stop": True, "drawdown_penalty": 1.0, "ulcer_penalty": 1.0, "impact_penalty": 0.5,
-                 "illiquid_penalty_multiplier": 3.0},
-    "aggressive": {"weights": (0.30, 0.25, 0.25, 0.20, 0.0), "stop_threshold": 0.90, "patience": 8,
-                   "early_stop": True, "drawdown_penalty": 0.5, "ulcer_penalty": 0.5, "impact_penalty": 0.25,
-                   "illiquid_penalty_multiplier": 2.0},
-}
-
-
 class RiskConfig(Section):
     """Risk metrics, composite, reward shaping, early stopping and limits (see risk/ and docs).
 
@@ -243,7 +225,7 @@ class RiskConfig(Section):
     ``clip(quantile(first threshold_warmup composites, threshold_quantile), threshold_floor, stop_threshold)``.
     """
 
-    profile: Literal["off", "conservative", "balanced", "aggressive"] = "balanced"
+    profile: Literal[PROFILE_NAMES] = "balanced"  # type: ignore[valid-type]
     weights: RiskWeights = RiskWeights()
     stop_threshold: float = Field(0.75, gt=0, description="composite above this is a violation")
     patience: int = Field(5, ge=1, description="consecutive violating evaluations that stop training")
@@ -357,7 +339,7 @@ class TuneConfig(Section):
         description="risk.weights fields sampled on the simplex; the others are set to 0",
     )
     trial_fn: str = Field(
-        "intradayjules.tune.objective:dqn_trial",
+        "intradayjules.pipeline.trial:dqn_trial",
         description="'package.module:function' or '/abs/path/file.py:function'",
     )
     direction: Literal["maximize", "minimize"] = Field("maximize", description="of the trial objective")
@@ -455,29 +437,6 @@ def config_from_dict(data: dict[str, Any] | None, source: str | None = None) -> 
         return ExperimentConfig.model_validate(data or {})
     except ValidationError as e:
         raise ConfigError(format_validation_error(e), source) from None
-
-
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Load and validate a YAML experiment file. ``overrides`` are dotted keys (``agent.seed``)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError([f"file not found: {path}"], str(path))
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError([f"YAML syntax: {e}"], str(path)) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(["<root>: must be a mapping of sections"], str(path))
-    for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value)
-    return config_from_dict(raw, str(path))
-
-
-def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    for p in parts[:-1]:
-        d = d.setdefault(p, {})
-    d[parts[-1]] = value
 
 
 def dump_config(cfg: ExperimentConfig) -> str:
