@@ -24,7 +24,9 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/intradayjules run --config $(CONFIG)
 
+# Layer contracts first (import-linter, [tool.importlinter] in pyproject.toml), then every test.
 test: $(VENV)/.dev-installed
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.dev-installed

@@ -59,7 +59,7 @@ def run_arm(prepared, cfg, run_dir: Path) -> dict[str, float]:
     """One training run; the evaluation seconds and count up to the end of ``model.learn``."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from intradayjules.agents.dqn import train
+    from intradayjules.pipeline.train_run import train
     from intradayjules.risk.callback import RiskCallback
 
     marks: list[float] = []  # cumulative RiskCallback.eval_seconds after each evaluation
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     repeats = args.repeats or (2 if args.quick else 5)
 
     from intradayjules.config import RiskConfig
-    from intradayjules.experiment import prepare
+    from intradayjules.pipeline.prepare import prepare
 
     eval_freq = RiskConfig().eval_freq
     if steps % eval_freq:

@@ -105,10 +105,11 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from intradayjules.agents.dqn import load_model, train
+    from intradayjules.agents.dqn import load_model
+    from intradayjules.pipeline.train_run import train
     from intradayjules.agents.export import (_greedy_module, export_torchscript, latency_us,
                                              load_torchscript, parity)
-    from intradayjules.experiment import prepare
+    from intradayjules.pipeline.prepare import prepare
 
     with tempfile.TemporaryDirectory(prefix="ij_export_bench_") as tmp:
         tmp = Path(tmp)

@@ -47,14 +47,14 @@ def reference_policies(prepared, cfg, seed: int = 0) -> dict[str, dict]:
     liquid = [k for k, t in enumerate(tiers) if t == "liquid"]
     rng = np.random.default_rng(seed)
 
-    def random_liquid(_obs) -> int:
+    def random_liquid(_obs, _info=None) -> int:
         if not liquid or rng.random() >= 0.3:
             return 0
         return 1 + 3 * int(liquid[rng.integers(len(liquid))]) + int(rng.integers(3))
 
     out = {}
-    for name, policy in (("no_trade", lambda _obs: 0), ("random_liquid", random_liquid)):
-        stats, _ = evaluate_policy(policy, prepared, "test", eval_cfg)
+    for name, policy in (("no_trade", lambda _obs, _info=None: 0), ("random_liquid", random_liquid)):
+        stats, _ = evaluate_policy(policy, prepared.env_data, eval_cfg, "test")
         out[name] = stats
     return out
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-reference", action="store_true", help="skip the untrained reference policies")
     args = ap.parse_args(argv)
 
-    from intradayjules.agents import illiquid_experiment as exp
+    from intradayjules.pipeline import illiquid as exp
     from intradayjules.config import load_config
 
     cfg = load_config(args.config)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{t['illiquid_share_at_most_20pct_of_original']}); Sharpe no worse: {t['sharpe_no_worse']}; "
           f"met: {t['met']}")
     if not args.no_reference:
-        from intradayjules.experiment import prepare
+        from intradayjules.pipeline.prepare import prepare
 
         prepared = prepare(cfg, args.data)  # features come from the store: cheap the second time
         print("\nreference policies (untrained, same test sessions and market model)")

@@ -8,7 +8,7 @@ Same search space (the default DQN + risk space) and trial budget for every conf
 4. Ray Tune, 2 CPUs, OptunaSearch + ASHA (grace 10, reduction factor 2)
 5. Ray per-trial overhead: 16 trials of a no-op objective on 2 CPUs, (wall * 2 / trials)
 
-Trials are real short DQN trainings (``intradayjules.tune.objective:dqn_trial``, default) or, with
+Trials are real short DQN trainings (``intradayjules.pipeline.trial:dqn_trial``, default) or, with
 ``--objective cpu``, a CPU-bound synthetic objective. Prints a table; record it in benchmarks/README.md.
 Usage: .venv/bin/python benchmarks/tune_speedup.py [--trials 16] [--timesteps 6000] [--objective dqn|cpu]
 """
@@ -21,7 +21,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +42,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="ijbench_", dir="/tmp"))
     os.environ["INTRADAYJULES_RAY_TOKEN"] = str(work / "ray_token")
-    fn = "intradayjules.tune.objective:dqn_trial" if a.objective == "dqn" else f"{NOOP}:cpu_quadratic"
+    fn = "intradayjules.pipeline.trial:dqn_trial" if a.objective == "dqn" else f"{NOOP}:cpu_quadratic"
     base = {"workdir": str(work / "runs"),
             "agent": {"learning_starts": 1000, "torch_threads": 1},
             "features": {"store_dir": str(work / "feature_store")},
@@ -53,7 +52,7 @@ def main() -> None:
     rows = []
     try:
         if a.objective == "dqn":  # build the shared feature-store entry once, outside the timings
-            from intradayjules.experiment import prepare
+            from intradayjules.pipeline.prepare import prepare
 
             prepare(cfg)
         for label, kw in [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),

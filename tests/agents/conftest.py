@@ -22,7 +22,7 @@ def small_config(tmp_path, **over) -> ExperimentConfig:
 
 @pytest.fixture(scope="module")
 def prepared_small(tmp_path_factory):
-    from intradayjules.experiment import prepare
+    from intradayjules.pipeline.prepare import prepare
 
     tmp = tmp_path_factory.mktemp("prep")
     cfg = small_config(tmp)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from intradayjules.agents.dqn import latest_checkpoint, load_model, train, with_risk_profile
+from intradayjules.agents.dqn import latest_checkpoint, load_model
+from intradayjules.config import with_risk_profile
+from intradayjules.pipeline.train_run import train
 from intradayjules.agents.export import export_torchscript, latency_us, load_torchscript, parity
 
 from .conftest import small_config

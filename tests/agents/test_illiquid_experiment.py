@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from intradayjules.agents import illiquid_experiment as exp
-from intradayjules.agents.illiquid_experiment import ArmResult, arm_config, summarize
+from intradayjules.pipeline import illiquid as exp
+from intradayjules.pipeline.illiquid import ArmResult, arm_config, summarize
 from intradayjules.config import load_config
 
 from .conftest import small_config
@@ -113,7 +113,7 @@ def test_one_tiny_run_trains_both_arms_and_evaluates_them_under_realistic_costs(
 
 
 def test_original_arm_ignores_explicit_risk_settings(tmp_path):
-    from intradayjules.agents.illiquid_experiment import arm_config
+    from intradayjules.pipeline.illiquid import arm_config
     from intradayjules.config import ExperimentConfig
 
     cfg = ExperimentConfig.model_validate({"risk": {"mask_illiquid": True, "drawdown_penalty": 2.0, "patience": 2,

@@ -51,3 +51,27 @@ def test_env_rollout_command():
     assert "session_close" in r.output and "LQ01" in r.output
     bad = CliRunner().invoke(app, ["env", "rollout", "--mode", "sideways"])
     assert bad.exit_code == 2 and "mode" in bad.output
+
+
+def test_run_sessions_is_the_one_loop(env_data):
+    """Named sessions in order, one episode each; the records add up to the episode table; the tracker
+    passed in sees every step; flatten fills are tagged as session closes."""
+    from intradayjules.env.rollout import episode_table, named_policy, run_sessions
+    from intradayjules.risk.metrics import RiskTracker
+
+    mk, cfg, data = env_data
+    env = make_env(cfg, mk.bars, mk.universe, "val", data=data)
+    sessions = env.unwrapped.session_dates()[:3]
+    assert len(sessions) == 3 and sessions == sorted(sessions)
+    tracker = RiskTracker()
+    res = run_sessions(named_policy("long", env), env, sessions, tracker)
+    assert res.sessions == sessions and set(res.end_reasons) == set(sessions)
+    assert res.risk == tracker.snapshot() and res.risk["steps"] == len(res.steps)
+    table = episode_table(res)
+    assert list(table["session"]) == sessions
+    assert table["pnl"].to_numpy() == pytest.approx((res.closing_equity() - res.initial_equity).to_numpy())
+    assert table["traded_notional"].sum() == pytest.approx((res.trades["qty"].abs() * res.trades["price"]).sum())
+    assert set(res.trades["reason"]) == {"order", "session_close"}
+    no_tracker = run_sessions(named_policy("long", env), env, sessions)
+    assert no_tracker.risk == {}
+    assert no_tracker.steps["equity"].to_numpy() == pytest.approx(res.steps["equity"].to_numpy())

@@ -1,4 +1,5 @@
-"""Shared helpers for CLI commands: one console, config loading with readable errors."""
+"""Shared helpers for CLI commands: one console, config loading (file or preset, ``--set`` overrides)
+with readable errors."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..config import ExperimentConfig, load_config
+from ..config import ExperimentConfig, apply_overrides, load_config, parse_set_options, resolve_config_ref
 from ..errors import IntradayJulesError
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
+
+SET_HELP = "override a config key, e.g. --set agent.seed=3 (repeatable; values are YAML)"
+
+
+def set_option() -> list[str]:
+    """The ``--set KEY=VALUE`` option every command that takes a config has."""
+    return typer.Option([], "--set", help=SET_HELP)
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
@@ -19,10 +27,13 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
     return typer.Exit(code)
 
 
-def load_or_exit(path: Path | None) -> ExperimentConfig:
-    if path is None:
-        return ExperimentConfig()
+def load_or_exit(path: Path | str | None, sets: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """The config of ``--config`` (a file, or a preset name such as ``quickstart``; none: the defaults)
+    with ``--set`` overrides applied; a bad file or value exits with code 2 and the field path."""
     try:
-        return load_config(path)
+        overrides = parse_set_options(sets)
+        if path is None:
+            return apply_overrides(None, overrides, "--set options")
+        return load_config(resolve_config_ref(path), overrides)
     except IntradayJulesError as e:
         raise fail(str(e), 2) from None

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import typer
 
+from .common import console, fail, load_or_exit, set_option
+
 app = typer.Typer(help="The trading environment: roll reference policies, inspect costs.",
                   no_args_is_help=True)
 
 
 @app.command()
 def rollout(
-    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML or preset name"),
+    set_: list[str] = set_option(),
     data: Path | None = typer.Option(None, "--data", help="bars path (default: config's data section)"),
     split: str = typer.Option("test", help="train, val or test sessions"),
     policy: str = typer.Option("random", help="random, flat or long"),
@@ -27,20 +30,13 @@ def rollout(
 
     from rich.table import Table
 
-    from .common import console, fail, load_or_exit
     from ..data import load_data
     from ..errors import IntradayJulesError
     from ..env import make_env
     from ..env.rollout import rollout as run
 
-    cfg = load_or_exit(config)
-    try:
-        if mode:
-            cfg.env.mode = mode
-        if cost_model:
-            cfg.market.model = cost_model
-    except ValueError as e:
-        raise fail(str(e), 2) from None
+    cfg = load_or_exit(config, [*set_, *([f"env.mode={mode}"] if mode else []),
+                                *([f"market.model={cost_model}"] if cost_model else [])])
     try:
         bars, universe = load_data(cfg, data)
         with warnings.catch_warnings():

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from ..errors import IntradayJulesError
-from .common import console, fail, load_or_exit
+from .common import console, fail, load_or_exit, set_option
 
 app = typer.Typer(help="Build and inspect the content-addressed feature store.", no_args_is_help=True)
 
@@ -25,7 +25,8 @@ def _store(store: Path | None, config: Path | None):
 
 @app.command()
 def build(
-    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML (data + features)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML or preset (data + features)"),
+    set_: list[str] = set_option(),
     data: Path | None = typer.Option(None, "--data", help="bars to use instead of the config's data"),
     store: Path | None = StoreOpt,
     symbols: str | None = typer.Option(None, "--symbols", help="comma-separated subset"),
@@ -42,7 +43,7 @@ def build(
     from ..features.pipeline import train_sessions
     from ..features.store import FeatureStore
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, set_)
     root = store if store is not None else cfg.features.store_dir
     sym = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     t0 = time.perf_counter()

@@ -5,9 +5,9 @@ Every command takes ``--config`` (tracking section and work dir), ``--workdir`` 
 An unreachable tracking server is reported before anything else is done (exit 2).
 
 ``rerun`` retrains through a hook: :data:`RETRAIN_HOOK` (``fn(cfg, lineage)``) and
-:data:`FINGERPRINT_HOOK` (``fn(cfg, data_path) -> str``); None uses the defaults of
-``intradayjules.track.rerun`` (``intradayjules.agents.dqn.retrain`` or prepare + ``dqn.train``, and
-``intradayjules.data.fingerprint.experiment_fingerprint``). Plug others in with :func:`set_rerun_hooks`.
+:data:`FINGERPRINT_HOOK` (``fn(cfg, data_path) -> str``); None uses ``intradayjules.pipeline.rerun.retrain``
+(prepare + one training run) and ``intradayjules.data.fingerprint.experiment_fingerprint``. Plug others
+in with :func:`set_rerun_hooks`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ _URI = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (overrides
 def _tracker(config: Path | None, workdir: Path | None, uri: str | None):
     from ..track import make_tracker, resolve_tracking
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, ())
     if uri:
         cfg.tracking.uri = uri
     try:
@@ -168,8 +168,8 @@ def rerun(
     check_only: bool = typer.Option(False, "--check-only", help="verify config and data; do not retrain"),
 ) -> None:
     """Retrain a version from its lineage; refuses when the data no longer matches its fingerprint."""
+    from ..pipeline.rerun import retrain
     from ..track import plan_rerun
-    from ..track.rerun import default_retrain
 
     tracker = _tracker(config, workdir, tracking_uri)
     plan = _run(lambda: plan_rerun(tracker, ref, FINGERPRINT_HOOK))
@@ -180,5 +180,5 @@ def rerun(
                       f"{plan.lineage.git_commit[:12]})", highlight=False)
     if check_only:
         return
-    result = _run(lambda: (RETRAIN_HOOK or default_retrain)(plan.config, plan.lineage))
+    result = _run(lambda: (RETRAIN_HOOK or (lambda c, lin: retrain(c, lin, tracker)))(plan.config, plan.lineage))
     console.print(f"[green]rerun done[/]: {result}", highlight=False)

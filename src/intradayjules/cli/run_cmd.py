@@ -1,4 +1,4 @@
-"""``intradayjules run``: the main job (see ``intradayjules.main_job``), with live progress per stage."""
+"""``intradayjules run``: the main job (see ``intradayjules.pipeline.main_job``), with live progress per stage."""
 
 from __future__ import annotations
 
@@ -10,20 +10,23 @@ import typer
 from rich.table import Table
 
 from ..errors import IntradayJulesError
-from .common import console, fail, load_or_exit
+from ..config import DEFAULT_PRESET
+from .common import console, fail, load_or_exit, set_option
 
 
 def run(
-    config: Path = typer.Option(Path("examples/configs/quickstart.yaml"), "--config", "-c"),
+    config: str = typer.Option(DEFAULT_PRESET, "--config", "-c",
+                               help="experiment YAML or preset name (default: the quickstart preset)"),
+    set_: list[str] = set_option(),
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
     backend: str | None = typer.Option(None, "--backend", help="tuning backend: optuna | ray"),
     address: str | None = typer.Option(None, "--address", help="ray: auto | HOST:PORT of a cluster"),
     no_track: bool = typer.Option(False, "--no-track", help="no MLflow tracking or registry"),
 ) -> None:
     """Features -> tuning -> retrain the best trial -> baseline -> evaluation -> champion -> report."""
-    from ..main_job import run_main
+    from ..pipeline.main_job import run_main
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, set_)
     if backend is not None and backend not in ("optuna", "ray"):
         raise fail("--backend must be optuna or ray", 2)
     t_start = time.perf_counter()

@@ -9,15 +9,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..config import PROFILE_NAMES
 from ..errors import IntradayJulesError
-from .common import console, fail, load_or_exit
+from .common import console, fail, load_or_exit, set_option
 
-PROFILES = ("off", "conservative", "balanced", "aggressive")
 experiment_app = typer.Typer(help="Experiments that test a claim end to end.", no_args_is_help=True)
 
 
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="experiment YAML"),
+    config: Path = typer.Option(..., "--config", "-c", help="experiment YAML or preset name"),
+    set_: list[str] = set_option(),
     risk_profile: str | None = typer.Option(None, "--risk-profile", help="off|conservative|balanced|aggressive"),
     data: Path | None = typer.Option(None, "--data", help="your own bars instead of the config's"),
     timesteps: int | None = typer.Option(None, "--timesteps", help="override agent.total_timesteps"),
@@ -26,13 +27,14 @@ def train(
     no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
 ) -> None:
     """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
-    from ..agents.dqn import latest_checkpoint, train as train_fn, with_risk_profile, write_outputs
-    from ..track import log_training_outputs
-    from ..experiment import prepare, run_dir
+    from ..agents.dqn import latest_checkpoint
+    from ..config import with_risk_profile
+    from ..pipeline.prepare import prepare, run_dir
+    from ..pipeline.train_run import training_run
 
-    cfg = load_or_exit(config)
-    if risk_profile is not None and risk_profile not in PROFILES:
-        raise fail(f"--risk-profile must be one of {', '.join(PROFILES)}", 2)
+    cfg = load_or_exit(config, set_)
+    if risk_profile is not None and risk_profile not in PROFILE_NAMES:
+        raise fail(f"--risk-profile must be one of {', '.join(PROFILE_NAMES)}", 2)
     cfg = with_risk_profile(cfg, risk_profile)
     if resume is not None and resume.is_dir():
         resume = latest_checkpoint(resume)
@@ -45,14 +47,9 @@ def train(
         out = run_dir(cfg, name)
         console.print(f"training on {', '.join(prepared.env_data.symbols)} "
                       f"(features: {'hit' if prepared.feature_hit else 'built'}), run dir {out}")
-        with tracker.run(name or cfg.name, cfg, prepared.lineage()) as run:
-            result = train_fn(prepared, out, cfg=cfg, total_timesteps=timesteps, progress_bar=sys.stderr.isatty(),
-                              resume_from=resume, tracker=run)
-            paths = write_outputs(result, prepared, cfg)
-            log_training_outputs(run, model_zip=result.model_path, torchscript=paths["torchscript"],
-                                 config_yaml=out / "config.yaml", feature_spec=paths["feature_spec"],
-                                 evaluation_json=paths["evaluation"])
-            run_id = getattr(run, "run_id", None)
+        done = training_run(prepared, out, cfg=cfg, tracker=tracker, name=name or cfg.name,
+                            total_timesteps=timesteps, progress_bar=sys.stderr.isatty(), resume_from=resume)
+        result, paths, run_id = done.result, done.paths, done.run_id
     except IntradayJulesError as e:
         raise fail(str(e)) from None
     last = result.evaluations[-1] if result.evaluations else {}
@@ -78,22 +75,24 @@ def _tracker(cfg, no_track: bool):
 
 def evaluate(
     model: str = typer.Option(..., "--model", "-m", help="model .zip, run dir, or models:/NAME@ALIAS"),
-    config: Path = typer.Option(..., "--config", "-c"),
+    config: Path = typer.Option(..., "--config", "-c", help="experiment YAML or preset name"),
+    set_: list[str] = set_option(),
     split: str = typer.Option("test", "--split", help="train|val|test"),
-    data: Path | None = typer.Option(None, "--data"),
+    data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Backtest a model on held-out sessions under the realistic market model; print its statistics."""
-    from ..evaluate.backtest import policy_from_model
-    from ..evaluate.evaluation import evaluate_policy, load_policy_model
+    from ..agents.policy import policy_from_model
+    from ..evaluate.evaluation import evaluate_policy
     from ..evaluate.metrics import json_safe
-    from ..experiment import prepare
+    from ..pipeline.models import load_policy_model
+    from ..pipeline.prepare import prepare
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, set_)
     try:
         policy_model = load_policy_model(model, cfg=cfg)
         prepared = prepare(cfg, data)
-        stats, _ = evaluate_policy(policy_from_model(policy_model), prepared, split)
+        stats, _ = evaluate_policy(policy_from_model(policy_model), prepared.env_data, cfg, split)
     except (IntradayJulesError, FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
     stats["model"] = model
@@ -115,16 +114,17 @@ def evaluate(
 
 @experiment_app.command("illiquid")
 def illiquid(
-    config: Path = typer.Option(..., "--config", "-c"),
+    config: Path = typer.Option(..., "--config", "-c", help="experiment YAML or preset name"),
+    set_: list[str] = set_option(),
     seeds: int = typer.Option(3, "--seeds"),
     timesteps: int | None = typer.Option(None, "--timesteps"),
-    data: Path | None = typer.Option(None, "--data"),
+    data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
     out: Path | None = typer.Option(None, "--out"),
 ) -> None:
     """Original set-up (flat costs, no risk) vs risk-aware training: illiquid trade share and net Sharpe."""
-    from ..agents import illiquid_experiment as exp
+    from ..pipeline import illiquid as exp
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, set_)
 
     def show(r):
         console.print(f"  {r.arm:<11} seed {r.seed}: illiquid share {r.illiquid_trade_share:.3f} "

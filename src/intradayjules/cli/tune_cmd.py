@@ -5,31 +5,19 @@ Also runnable as ``python -m intradayjules.cli.tune_cmd`` (same options).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
 
 import typer
-import yaml
 from rich.table import Table
 
-from ..config import load_config
 from ..errors import IntradayJulesError
-from .common import console, fail
-
-
-def _overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise fail(f"--set expects KEY=VALUE (got {item!r})", 2)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
+from .common import console, fail, load_or_exit, set_option
 
 
 def tune(
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML experiment file (default: built-in)"),
-    set_: list[str] = typer.Option([], "--set", help="override a config key, e.g. --set tune.n_trials=32"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML or preset (default: built-in)"),
+    set_: list[str] = set_option(),
     backend: str | None = typer.Option(None, "--backend", help="optuna | ray (default tune.backend)"),
     trials: int | None = typer.Option(None, "--trials", "-n", min=1, help="trial budget T"),
     workers: int | None = typer.Option(None, "--workers", "-w", min=0,
@@ -49,28 +37,13 @@ def tune(
     no_track: bool = typer.Option(False, "--no-track", help="no MLflow runs for this search"),
 ) -> None:
     """Search hyperparameters: every trial trains and reports a risk-adjusted validation objective."""
-    overrides = _overrides(set_)
-    for key, value in {"tune.backend": backend, "tune.trial_fn": trial_fn, "tune.pruner": pruner,
-                       "tune.scheduler": scheduler, "tune.cpus_per_trial": cpus_per_trial,
-                       "tune.gpus_per_trial": gpus_per_trial, "tune.max_failures": max_failures,
-                       "tune.n_trials": trials, "tune.workers": workers, "tune.storage": storage,
-                       "tune.study_name": study, "tune.address": address}.items():
-        if value is not None:
-            overrides[key] = value
+    flags = {"tune.backend": backend, "tune.trial_fn": trial_fn, "tune.pruner": pruner,
+             "tune.scheduler": scheduler, "tune.cpus_per_trial": cpus_per_trial,
+             "tune.gpus_per_trial": gpus_per_trial, "tune.max_failures": max_failures,
+             "tune.n_trials": trials, "tune.workers": workers, "tune.storage": storage,
+             "tune.study_name": study, "tune.address": address}
+    cfg = load_or_exit(config, [*set_, *(f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None)])
     try:
-        if config is not None:
-            cfg = load_config(config, overrides)
-        else:
-            from ..config import config_from_dict
-
-            nested: dict[str, Any] = {}
-            for key, value in overrides.items():
-                d = nested
-                parts = key.split(".")
-                for part in parts[:-1]:
-                    d = d.setdefault(part, {})
-                d[parts[-1]] = value
-            cfg = config_from_dict(nested, "--set options")
         from ..tune.search import run_search
 
         if not no_track:

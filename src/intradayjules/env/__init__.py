@@ -8,29 +8,19 @@ See docs/environment.md.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # heavy modules (pandas, numba, gymnasium) load on first use: the CLI imports this
-    import numpy as np
-    import pandas as pd
+import numpy as np
+import pandas as pd
 
-    from .episodes import Panel
-    from .trading_env import TradingEnv
+from ..features.pipeline import compute_features
+from ..features.scaler import Scaler
+from .episodes import Episode, Panel, build_panel, pick_symbols, session_splits
+from .simulator import Simulator
+from .trading_env import TradingEnv
+from .vector import SessionVecEnv
 
 SPLITS = ("train", "val", "test")
-_LAZY = {"Episode": "episodes", "Panel": "episodes", "build_panel": "episodes", "session_splits": "episodes",
-         "pick_symbols": "episodes", "Simulator": "simulator", "TradingEnv": "trading_env",
-         "SessionVecEnv": "vector"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -38,6 +28,11 @@ class EnvData:
     panel: Panel
     splits: dict[str, np.ndarray]  # session dates per split
     symbols: list[str]
+
+    @property
+    def scaler(self) -> Scaler | None:
+        """The feature standardisation the env applies (fitted on the training sessions)."""
+        return self.panel.scaler
 
     def session_indices(self, split: str) -> np.ndarray:
         if split not in SPLITS:
@@ -49,25 +44,11 @@ def _frame(bars) -> pd.DataFrame:
     return bars.frame if hasattr(bars, "frame") else bars
 
 
-def compute_env_features(frame: pd.DataFrame, cfg) -> pd.DataFrame:
-    """``features.pipeline.compute_features`` when it exists, else the minimal fallback table."""
-    try:
-        from ..features.pipeline import compute_features
-    except ImportError:
-        from .fallback_features import fallback_features
-
-        warnings.warn("intradayjules.features.pipeline not available: using env.fallback_features",
-                      stacklevel=2)
-        return fallback_features(frame)
-    return compute_features(frame, cfg.features, calendar=cfg.data.calendar)
-
-
-def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFrame | None = None) -> EnvData:
-    """Choose symbols, compute features (unless given: same rows as ``bars``), split sessions, align."""
-    import pandas as pd
-
-    from .episodes import build_panel, pick_symbols, session_splits
-
+def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFrame | None = None,
+            scaler: Scaler | None = None) -> EnvData:
+    """Choose symbols, compute features (unless given: same rows as ``bars``), split sessions, align.
+    ``scaler``: the standardisation fitted on the training sessions (e.g. the feature store's); fitted
+    here when not given."""
     frame = _frame(bars)
     splits = session_splits(frame["session"].unique(), cfg.data.splits, warmup=cfg.data.tiers.adv_window_days)
     if len(splits["train"]) == 0:
@@ -84,19 +65,17 @@ def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFr
         raise ValueError(f"env.symbols: single mode takes one symbol, got {symbols}")
     if features is None:
         sub = frame[frame["symbol"].isin(symbols)].reset_index(drop=True)
-        features = compute_env_features(sub, cfg)
+        features = compute_features(sub, cfg.features, calendar=cfg.data.calendar)
         frame = sub
     panel = build_panel(frame, features, symbols, universe=universe, market=cfg.market, tiers=cfg.data.tiers,
                         train_sessions=splits["train"], standardize=env.standardize, clip=env.obs_clip,
-                        calendar=cfg.data.calendar)
+                        calendar=cfg.data.calendar, scaler=scaler)
     return EnvData(panel, splits, symbols)
 
 
 def make_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "train", *,
              data: EnvData | None = None, features: pd.DataFrame | None = None) -> TradingEnv:
     """A ``TradingEnv`` over one split's sessions (train: ``env.train_sampling``, else eval_sampling)."""
-    from .trading_env import TradingEnv
-
     data = data or prepare(cfg, bars, universe, features)
     sampling = cfg.env.train_sampling if split == "train" else cfg.env.eval_sampling
     return TradingEnv(data.panel, data.session_indices(split), cfg.env, cfg.market,
@@ -107,8 +86,6 @@ def make_vec_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "
                  n_envs: int | None = None, seed: int | None = None, data: EnvData | None = None,
                  features: pd.DataFrame | None = None):
     """A ``SessionVecEnv`` of ``n_envs`` (default ``env.n_envs``) episodes stepped together."""
-    from .vector import SessionVecEnv
-
     data = data or prepare(cfg, bars, universe, features)
     sampling = cfg.env.train_sampling if split == "train" else cfg.env.eval_sampling
     return SessionVecEnv(data.panel, data.session_indices(split), n_envs or cfg.env.n_envs, cfg.env,
@@ -116,5 +93,5 @@ def make_vec_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "
                          seed=cfg.seed if seed is None else seed)
 
 
-__all__ = ["EnvData", "Episode", "Panel", "SessionVecEnv", "Simulator", "TradingEnv", "build_panel", "make_env",
-           "make_vec_env", "pick_symbols", "prepare", "session_splits"]
+__all__ = ["EnvData", "Episode", "Panel", "SPLITS", "SessionVecEnv", "Simulator", "TradingEnv", "build_panel",
+           "make_env", "make_vec_env", "pick_symbols", "prepare", "session_splits"]

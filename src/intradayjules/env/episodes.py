@@ -7,7 +7,8 @@ All pandas work happens here, once; the environment's ``step()`` only indexes nu
 * ``build_panel``: the chosen symbols aligned on one bar grid (bars a symbol lacks inside a session are
   stale: price carried, volume 0), per-session ``adv`` (USD/day), ``tier``, ``sigma_daily`` (std of
   daily close-to-close log returns) and half-spread (bps), each from **previous sessions only**, and the
-  feature table z-scored with mean/std of the training sessions (NaN -> 0, clipped to +-clip).
+  feature table standardised by the one ``features.scaler.Scaler`` (per symbol and feature, fitted on
+  the training sessions; NaN -> 0, clipped to +-clip).
 * ``Panel.episode(i, lookback)``: one session's arrays, with the observation window of every decision
   bar precomputed (bars of the previous session fill the window at the open; zeros before the data).
 """
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import MarketConfig, SplitConfig, TierConfig
-from ..data.tiers import TIER_CODE, TIERS, liquidity_tiers
+from ..data.sessions import schedule
+from ..data.tiers import TIER_CODE, TIERS, liquidity_tiers, tier_as_of
+from ..features.scaler import Scaler
 
 BASE_COLUMNS = ("timestamp", "symbol", "session")
 
@@ -92,6 +95,7 @@ class Panel:
     sigma: np.ndarray  # (S, K) daily vol before the session
     half_spread: np.ndarray  # (S, K) bps
     valid: np.ndarray  # (S,) bool: usable as an episode
+    scaler: Scaler | None = None  # the standardisation applied to ``feat`` (None: raw features)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -204,8 +208,6 @@ def session_fraction(ts, sess_of_row, sessions, starts, calendar: str | None) ->
     fallback = ((pos_in + 1) / np.repeat(counts, counts)).astype(np.float32)
     if calendar is None or N < 2:
         return fallback
-    from ..data.sessions import schedule
-
     try:
         sched = schedule(calendar, sessions[0], sessions[-1])
     except Exception:  # an unknown calendar or dates outside it: positions in the session
@@ -228,8 +230,11 @@ def session_fraction(ts, sess_of_row, sessions, starts, calendar: str | None) ->
 def build_panel(bars: pd.DataFrame, features: pd.DataFrame, symbols: list[str], *,
                 universe: pd.DataFrame | None = None, market: MarketConfig | None = None,
                 tiers: TierConfig | None = None, train_sessions=None, standardize: bool = True,
-                clip: float = 10.0, calendar: str | None = "XNYS") -> Panel:
-    """Align ``symbols`` of a canonical bar table and its feature table (see module docstring)."""
+                clip: float = 10.0, calendar: str | None = "XNYS", scaler: Scaler | None = None) -> Panel:
+    """Align ``symbols`` of a canonical bar table and its feature table (see module docstring).
+
+    Standardisation: ``scaler`` (fitted on training sessions, e.g. the feature store's), else one fitted
+    here on ``train_sessions``."""
     market = market or MarketConfig()
     tiers = tiers or TierConfig()
     names = check_features(bars, features)
@@ -307,24 +312,21 @@ def build_panel(bars: pd.DataFrame, features: pd.DataFrame, symbols: list[str], 
     valid = (counts >= 2) & np.isfinite(adv).all(1) & (adv > 0).all(1) & ~np.isnan(close[first_rows]).any(1)
 
     if standardize:
-        if train_sessions is None:
-            raise ValueError("standardize=True needs train_sessions (statistics from training sessions only)")
-        tr = np.isin(sess_of_row, np.asarray(pd.to_datetime(np.asarray(train_sessions)), dtype="datetime64[ns]"))
-        if not tr.any():
-            raise ValueError("no training-session rows to fit the feature standardisation on")
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mu = np.nanmean(feat[tr], axis=0)
-                sd = np.nanstd(feat[tr], axis=0)
-        mu = np.nan_to_num(mu)
-        sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-        feat = (feat - mu) / sd
+        if scaler is None:
+            if train_sessions is None:
+                raise ValueError("standardize=True needs a scaler or train_sessions (statistics from "
+                                 "training sessions only)")
+            try:
+                scaler = Scaler.fit(features.loc[mask].reset_index(drop=True), train_sessions, by_symbol=True)
+            except ValueError as e:
+                raise ValueError(f"no training-session rows to fit the feature standardisation on ({e})") from None
+        mu, sd = scaler.arrays(symbols, names)
+        feat = (feat - mu[None]) / sd[None]
+    else:
+        scaler = None
     feat = np.clip(np.nan_to_num(feat, nan=0.0, posinf=clip, neginf=-clip), -clip, clip).astype(np.float32)
     return Panel(tuple(symbols), tuple(names), sessions, starts, open_, close, volume, stale, secs, feat,
-                 tod, adv, tier, sigma, half_spread, valid)
+                 tod, adv, tier, sigma, half_spread, valid, scaler)
 
 
 def pick_symbols(bars: pd.DataFrame, n: int, universe: pd.DataFrame | None, tiers: TierConfig,
@@ -334,8 +336,6 @@ def pick_symbols(bars: pd.DataFrame, n: int, universe: pd.DataFrame | None, tier
     if universe is not None and "tier" in universe:
         tab = universe[["symbol", "tier"]]
     else:
-        from ..data.tiers import tier_as_of
-
         tab = tier_as_of(bars, as_of, tiers)[["symbol", "tier"]]
     groups = [sorted(tab.loc[tab["tier"] == t, "symbol"].astype(str)) for t in TIERS]
     out: list[str] = []

@@ -1,36 +1,190 @@
-"""Roll simple reference policies through a ``TradingEnv`` and summarise each episode (USD).
+"""The one rollout: run a policy over sessions of a ``TradingEnv`` and record what happened.
 
-Policies: ``random`` (uniform actions, seeded), ``flat`` (never trades), ``long`` (single: always long;
-multi: asks every symbol for a long target in turn, so the gross limit decides how many it gets),
-or any callable ``policy(obs, info) -> action``.
+Everything that runs a policy over sessions goes through :func:`run_sessions`: evaluation and reports
+(``evaluate/``), the risk callback's validation (``risk/callback.py``), the ``env rollout`` command and
+tuning objectives. One episode per session; each starts from ``env.initial_cash`` and ends flat at the
+close, so a day's net P&L is ``equity_close - initial_cash``.
+
+A policy is any callable ``policy(obs, info) -> action`` (``Policy``): ``obs`` is the observation the
+agent sees, ``info`` the info of the previous step (the reset info at the first bar). The records:
+
+* ``steps``: one row per step (session, bar, equity, step P&L, traded/unfilled notional, costs by kind,
+  traded notional by tier, drawdown, exposure, participation, stale decision, action);
+* ``trades``: one row per fill (order fills and the end-of-session flatten);
+* ``orders``: one row per order sent (what the agent asked for, filled or not);
+* ``risk``: the ``RiskTracker`` snapshot (a tracker is passed in; none is created here).
+
+``episode_table(result)`` summarises each episode (the ``env rollout`` table); ``rollout(env, "random")``
+runs the built-in test policies (``random``, ``flat``, ``long``) on sampled sessions.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from ..data.tiers import TIERS
 
-POLICIES = ("random", "flat", "long")
+
+class Policy(Protocol):
+    def __call__(self, obs: np.ndarray, info: dict[str, Any]) -> int: ...
 
 
-def _policy(name: str | Callable, env, seed: int) -> Callable:
-    if callable(name):
-        return name
-    if name not in POLICIES:
-        raise ValueError(f"policy must be one of {POLICIES} or a callable, got {name!r}")
-    multi = env.cfg.mode == "multi"
-    k = len(env.symbols)
+class StepTracker(Protocol):
+    """What the rollout needs of a risk tracker (``risk.metrics.RiskTracker``)."""
+
+    def start_episode(self, equity: float) -> None: ...
+
+    def update(self, info: dict[str, Any]) -> Any: ...
+
+    def snapshot(self) -> dict[str, float]: ...
+
+
+STEP_COLUMNS = ["session", "bar", "equity", "step_pnl", "traded_notional", "unfilled_notional", "spread_cost",
+                "impact_cost", "commission", *[f"notional_{t}" for t in TIERS], "drawdown", "exposure",
+                "participation", "stale_decision", "action"]
+TRADE_COLUMNS = ["step", "session", "symbol", "qty", "price", "spread_cost", "impact_cost", "commission", "tier",
+                 "participation", "reason"]
+ORDER_COLUMNS = ["step", "session", "symbol", "qty", "price", "tier"]
+
+
+@dataclass
+class RolloutResult:
+    initial_equity: float
+    steps: pd.DataFrame
+    trades: pd.DataFrame
+    orders: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ORDER_COLUMNS))
+    risk: dict[str, float] = field(default_factory=dict)
+    end_reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sessions(self) -> list[str]:
+        return list(dict.fromkeys(self.steps["session"])) if len(self.steps) else []
+
+    def equity_curve(self) -> pd.Series:
+        return pd.Series(self.steps["equity"].to_numpy(), index=self.steps["session"].to_numpy())
+
+    def closing_equity(self) -> pd.Series:
+        """Equity at each session's close, indexed by session (date order of the rollout)."""
+        return self.steps.groupby("session", sort=False)["equity"].last()
+
+    def daily_returns(self) -> np.ndarray:
+        """``equity_close / initial_equity - 1`` per session (each session starts from the initial cash)."""
+        return self.closing_equity().to_numpy() / self.initial_equity - 1.0
+
+
+def run_sessions(policy: Policy, env, sessions: Iterable[str] | None = None,
+                 tracker: StepTracker | None = None, *, episodes: int | None = None,
+                 seed: int | None = None) -> RolloutResult:
+    """Run ``policy`` for one episode per session.
+
+    ``sessions``: named sessions (``YYYY-MM-DD``), default every session of the env's split in date order;
+    ``episodes``: instead, that many episodes drawn by the env's own session sampling (``reset(seed)``
+    first). ``tracker`` receives every step's info (risk metrics); its snapshot is ``result.risk``."""
+    inner = env.unwrapped
+    if episodes is None and sessions is None:
+        sessions = inner.session_dates()
+    plan: list[dict[str, Any] | None]
+    if episodes is not None:
+        plan = [None] * int(episodes)
+    else:
+        plan = [{"session": s} for s in sessions]  # type: ignore[union-attr]
+    step_rows: list[tuple] = []
+    trade_rows: list[tuple] = []
+    order_rows: list[tuple] = []
+    end_reasons: dict[str, str] = {}
+    symbols = list(inner.symbols)
+    step_no = 0
+    for e, options in enumerate(plan):
+        obs, info = env.reset(seed=seed if (options is None and e == 0) else None, options=options)
+        session = info["session"]
+        tiers = info.get("tiers")
+        if tracker is not None:
+            tracker.start_episode(inner.cfg.initial_cash)
+        done = False
+        while not done:
+            action = policy(obs, info)
+            obs, _reward, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            if tracker is not None:
+                tracker.update(info)
+            step_no += 1
+            c = info["costs"]
+            by_tier = info["traded_notional_by_tier"]
+            step_rows.append((session, info["bar"], info["equity"], info["step_pnl"], info["traded_notional"],
+                              info["unfilled_notional"], c["spread"], c["impact"], c["commission"],
+                              *[by_tier[t] for t in TIERS], info["drawdown"], info["exposure"],
+                              info["participation"], bool(info["stale_decision"]), int(action)))
+            _collect_fills(trade_rows, info, step_no, session, symbols, tiers)
+            oq = info["order_qty"]
+            for k in np.flatnonzero(oq):
+                order_rows.append((step_no, session, symbols[k], float(oq[k]), float(info["fill_price"][k]),
+                                   tiers[k] if tiers is not None else None))
+            if done:
+                end_reasons[session] = info.get("end_reason") or "truncated"
+    return RolloutResult(float(inner.cfg.initial_cash), pd.DataFrame(step_rows, columns=STEP_COLUMNS),
+                         pd.DataFrame(trade_rows, columns=TRADE_COLUMNS),
+                         pd.DataFrame(order_rows, columns=ORDER_COLUMNS),
+                         tracker.snapshot() if tracker is not None else {}, end_reasons)
+
+
+def _collect_fills(rows: list, info: dict, step: int, session: str, symbols: list[str], tiers) -> None:
+    sc = info["symbol_costs"]
+    for kind in ("fill", "flatten"):
+        qty = info[f"{kind}_qty"]
+        if not np.any(qty):
+            continue
+        price = info[f"{kind}_price"]
+        part = info.get(f"{kind}_participation")
+        reason = "order" if kind == "fill" else ("stop" if info.get("end_reason") == "drawdown" else "session_close")
+        for k in np.flatnonzero(qty):
+            rows.append((step, session, symbols[k], float(qty[k]), float(price[k]),
+                         float(sc[kind]["spread"][k]), float(sc[kind]["impact"][k]),
+                         float(sc[kind]["commission"][k]), tiers[k] if tiers is not None else None,
+                         float(part[k]) if part is not None else np.nan, reason))
+
+
+def episode_table(result: RolloutResult) -> pd.DataFrame:
+    """One row per episode: session, steps, end_reason, pnl, return_bps, costs by kind (USD), traded
+    notional (total and by tier), unfilled notional, max participation, max drawdown."""
+    s = result.steps
+    if not len(s):
+        return pd.DataFrame()
+    g = s.groupby("session", sort=False)
+    out = pd.DataFrame({
+        "steps": g.size(),
+        "pnl": g["equity"].last() - result.initial_equity,
+        "spread": g["spread_cost"].sum(), "impact": g["impact_cost"].sum(), "commission": g["commission"].sum(),
+        "traded_notional": g["traded_notional"].sum(), "unfilled_notional": g["unfilled_notional"].sum(),
+        **{f"notional_{t}": g[f"notional_{t}"].sum() for t in TIERS},
+        "max_participation": g["participation"].max(), "max_drawdown": g["drawdown"].max()}).reset_index()
+    out.insert(2, "end_reason", out["session"].map(result.end_reasons))
+    out.insert(4, "return_bps", 1e4 * out["pnl"] / result.initial_equity)
+    return out
+
+
+NAMED_POLICIES = ("random", "flat", "long")
+
+
+def named_policy(name: str, env, seed: int = 0) -> Policy:
+    """``random`` (uniform actions, seeded), ``flat`` (never trades), ``long`` (single: always long;
+    multi: asks every symbol for a long target in turn, so the gross limit decides how many it gets)."""
+    if name not in NAMED_POLICIES:
+        raise ValueError(f"policy must be one of {NAMED_POLICIES} or a callable, got {name!r}")
+    inner = env.unwrapped
+    multi = inner.cfg.mode == "multi"
+    k = len(inner.symbols)
     rng = np.random.default_rng(seed)
     step = {"n": 0}
 
     def act(obs, info):
         step["n"] += 1
         if name == "random":
-            return int(rng.integers(env.action_space.n))
+            return int(rng.integers(inner.action_space.n))
         if name == "flat":
             return 0 if multi else 1
         return 1 + 3 * (step["n"] % k) + 2 if multi else 2
@@ -39,32 +193,6 @@ def _policy(name: str | Callable, env, seed: int) -> Callable:
 
 
 def rollout(env, policy: str | Callable = "random", episodes: int = 1, seed: int = 0) -> pd.DataFrame:
-    """One row per episode: session, steps, end_reason, pnl, return_bps, costs by kind, traded notional
-    (total and by tier), max participation, unfilled notional, max drawdown."""
-    act = _policy(policy, env, seed)
-    rows = []
-    for e in range(episodes):
-        obs, info = env.reset(seed=seed if e == 0 else None)
-        start = info["equity"]
-        acc = {"spread": 0.0, "impact": 0.0, "commission": 0.0, "traded_notional": 0.0,
-               "unfilled_notional": 0.0, **{f"notional_{t}": 0.0 for t in TIERS}}
-        max_part = max_dd = 0.0
-        steps = 0
-        while True:
-            obs, _, term, trunc, info = env.step(act(obs, info))
-            steps += 1
-            for k in ("spread", "impact", "commission"):
-                acc[k] += info["costs"][k]
-            acc["traded_notional"] += info["traded_notional"]
-            acc["unfilled_notional"] += info["unfilled_notional"]
-            for t in TIERS:
-                acc[f"notional_{t}"] += info["traded_notional_by_tier"][t]
-            max_part = max(max_part, info["participation"])
-            max_dd = max(max_dd, info["drawdown"])
-            if term or trunc:
-                break
-        pnl = info["equity"] - start
-        rows.append({"session": info["session"], "steps": steps, "end_reason": info["end_reason"],
-                     "pnl": pnl, "return_bps": 1e4 * pnl / start, **acc, "max_participation": max_part,
-                     "max_drawdown": max_dd})
-    return pd.DataFrame(rows)
+    """``episodes`` sampled episodes of a test policy (or any ``policy(obs, info)``): ``episode_table``."""
+    act = policy if callable(policy) else named_policy(policy, env, seed)
+    return episode_table(run_sessions(act, env, episodes=episodes, seed=seed))

@@ -32,6 +32,7 @@ import numpy as np
 from ..config import EnvConfig
 from ..data.tiers import TIERS
 from ..market import MarketModel
+from ..market.kernels import fill_one
 from .episodes import Episode
 from .kernel import (N_ROWS, N_SCAL, R_COST, R_CPRICE, R_FEES, R_FFEES, R_FILLED, R_FIMPACT, R_FLQ, R_FPART,
                      R_FPRICE, R_FSPREAD, R_IMPACT, R_NOTIONAL, R_ORDER, R_SPREAD, S_ADVP, S_BAR, S_BREACH,
@@ -82,6 +83,13 @@ class Simulator:
         self._ar = np.arange(N)
         self._sym_ix = np.arange(K)
         self.init_cash = float(cfg.initial_cash)
+
+    def order_cost(self, i: int, k: int, qty: float, price: float) -> float:
+        """USD cost of filling ``qty`` of symbol ``k`` in full at ``price`` in slot ``i``'s session
+        (``market.kernels.fill_one`` with the slot's half-spread, daily vol and ADV; no cap)."""
+        _, spread, impact, fees = fill_one(qty, price, 0.0, float(self.hs[i, k]), float(self.sigma[i, k]),
+                                           float(self.adv[i, k]), True, self.model.params)
+        return spread + impact + fees
 
     # ------------------------------------------------------------------------------------------ slots
     def load(self, i: int, ep: Episode, start: int = 0, max_steps: int | None = None) -> None:

@@ -86,6 +86,15 @@ class TradingEnv(gym.Env):
         self.symbols = panel.symbols
         self._act = np.zeros(1, np.int64)
 
+    def session_dates(self) -> list[str]:
+        """The sessions of this env's split (``YYYY-MM-DD``), in date order."""
+        return [str(np.datetime_as_string(self.panel.sessions[i], unit="D")) for i in self.picker.indices]
+
+    def order_cost(self, k: int, qty: float, price: float) -> float:
+        """USD cost (half-spread + impact + commission) of filling ``qty`` shares of symbol ``k`` in full at
+        ``price`` in the current session, with the market model's parameters (no participation cap)."""
+        return self.sim.order_cost(0, k, qty, price)
+
     @property
     def session(self) -> str | None:
         ep = self.sim.episodes[0]

@@ -5,52 +5,32 @@ close), so daily returns are ``equity_close / initial_cash - 1`` (``reset_daily`
 ``evaluate.metrics.performance`` are computed on that series. The evaluation market model is
 ``market.model`` of the config given (``realistic`` by default) whatever the model was trained with:
 comparing a flat-cost-trained baseline with a risk-aware model happens under the same realistic costs.
+
+The episodes come from the one rollout, ``env.rollout.run_sessions``; this module only computes
+statistics of its result.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..config import ExperimentConfig
+from ..env import EnvData, make_env
+from ..env.rollout import Policy, RolloutResult, run_sessions
+from ..risk.composite import RiskComposite
+from ..risk.metrics import RiskTracker
+from .metrics import performance
 
 REQUIRED_KEYS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "ulcer_index", "turnover",
                  "n_trades", "win_rate", "profit_factor", "avg_holding_bars", "costs", "illiquid_trade_share",
                  "avg_participation")
 
 
-def load_policy_model(ref: str | Path, device: str = "cpu", cfg: ExperimentConfig | None = None):
-    """An SB3 DQN from a ``.zip`` path, a run directory (its ``model.zip``) or ``models:/NAME@ALIAS``."""
-    from ..agents.dqn import load_model
-
-    ref = str(ref)
-    if ref.startswith("models:/"):
-        from ..track import resolve_model_uri
-
-        return load_model(resolve_model_uri(ref, cfg=cfg), device=device)
-    p = Path(ref)
-    if p.is_dir():
-        p = p / "model.zip"
-    if not p.exists():
-        raise FileNotFoundError(f"model not found: {ref}")
-    return load_model(p, device=device)
-
-
-def evaluate_policy(policy, prepared, split: str = "test", cfg: ExperimentConfig | None = None,
-                    sessions=None) -> tuple[dict[str, Any], Any]:
-    """Backtest ``policy`` on every session of ``split``; returns (metrics dict, BacktestResult)."""
-    from ..env import make_env
-    from ..evaluate.backtest import backtest
-    from ..evaluate.metrics import performance
-    from ..risk.composite import RiskComposite
-    from ..risk.metrics import RiskTracker
-
-    cfg = cfg or prepared.cfg
-    env = make_env(cfg, None, split=split, data=prepared.env_data)
-    res = backtest(policy, env, sessions, RiskTracker(cfg.risk.ulcer_window))
-    closes = res.steps.groupby("session", sort=False)["equity"].last()
+def rollout_stats(res: RolloutResult, cfg: ExperimentConfig, split: str) -> dict[str, Any]:
+    """The statistics of a rollout (see module docstring) as a JSON-ready dict."""
+    closes = res.closing_equity()
     stats = performance(closes, res.trades, initial_equity=res.initial_equity,
                         sessions=list(closes.index), reset_daily=True)
     stats["split"] = split
@@ -58,7 +38,7 @@ def evaluate_policy(policy, prepared, split: str = "test", cfg: ExperimentConfig
     stats["market_model"] = cfg.market.model
     stats["risk"] = dict(res.risk)
     stats["risk_composite"] = RiskComposite(cfg.risk).score(res.risk)
-    stats["mean_daily_return_bps"] = float(np.mean(closes.to_numpy() / res.initial_equity - 1) * 1e4)
+    stats["mean_daily_return_bps"] = float(np.mean(res.daily_returns()) * 1e4)
     notional = (res.trades["qty"].abs() * res.trades["price"]) if len(res.trades) else None
     stats["traded_notional_by_tier"] = (
         {t: float(notional[res.trades["tier"] == t].sum()) for t in ("liquid", "mid", "illiquid")}
@@ -67,4 +47,13 @@ def evaluate_policy(policy, prepared, split: str = "test", cfg: ExperimentConfig
     order_notional = (o["qty"].abs() * o["price"]) if len(o) else None
     stats["illiquid_order_share"] = (float(order_notional[o["tier"] == "illiquid"].sum() / order_notional.sum())
                                      if order_notional is not None and order_notional.sum() > 0 else 0.0)
-    return stats, res
+    return stats
+
+
+def evaluate_policy(policy: Policy, data: EnvData, cfg: ExperimentConfig, split: str = "test",
+                    sessions=None) -> tuple[dict[str, Any], RolloutResult]:
+    """Roll ``policy`` over every session of ``split`` (or ``sessions``) of ``data`` under ``cfg``'s
+    market model; returns (metrics dict, RolloutResult)."""
+    env = make_env(cfg, None, split=split, data=data)
+    res = run_sessions(policy, env, sessions, RiskTracker(cfg.risk.ulcer_window))
+    return rollout_stats(res, cfg, split), res

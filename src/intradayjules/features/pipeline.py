@@ -18,15 +18,15 @@ Conventions (docs/features.md has the full table):
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..config import FeaturesConfig
+from ..data.sessions import schedule
 from ..errors import DataError
 from . import indicators as ind
+from .scaler import Scaler  # noqa: F401  (re-exported: features.pipeline.Scaler)
 
 PIPELINE_VERSION = 1  # bump when compute_features changes numbers without an indicator version change
 KEY_COLUMNS = ["timestamp", "symbol", "session"]
@@ -92,8 +92,6 @@ def _order_check(sym_codes: np.ndarray, t: np.ndarray, frame: pd.DataFrame, labe
 
 def _session_bounds(session: np.ndarray, calendar: str) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the UTC open and close (int64 ns) of its exchange session."""
-    from ..data.sessions import schedule
-
     days = np.unique(session)
     sched = schedule(calendar, pd.Timestamp(days[0]), pd.Timestamp(days[-1]))
     idx = np.searchsorted(sched.index.to_numpy(dtype="datetime64[ns]"), days)
@@ -173,59 +171,6 @@ def compute_features(frame: pd.DataFrame, cfg: FeaturesConfig | None = None, *, 
     feats = pd.DataFrame(block.T, columns=names, copy=False)
     feats["warm"] = warm
     return pd.concat([out, feats], axis=1)
-
-
-# --------------------------------------------------------------------------------------- scaler
-@dataclass
-class Scaler:
-    """Per-feature standardisation ``(x - mean) / std`` with statistics from training sessions only.
-
-    Statistics pool all symbols, over rows with ``warm == False`` (population std, ddof 0); a feature
-    that is constant on the training rows gets std 1. ``sessions`` records which sessions it saw.
-    """
-
-    columns: list[str]
-    mean: list[float]
-    std: list[float]
-    sessions: list[str] = field(default_factory=list)
-    rows: int = 0
-
-    @classmethod
-    def fit(cls, features: pd.DataFrame, sessions) -> "Scaler":
-        """Fit on the rows of ``features`` whose session is in ``sessions`` (dates or timestamps)."""
-        names = [c for c in features.columns if c not in (*KEY_COLUMNS, "warm")]
-        days = pd.DatetimeIndex(pd.to_datetime(list(sessions))).tz_localize(None).normalize()
-        if len(days) == 0:
-            raise ValueError("Scaler.fit needs at least one training session")
-        in_train = features["session"].isin(days).to_numpy() & ~features["warm"].to_numpy()
-        if not in_train.any():
-            raise ValueError(f"no non-warm feature rows in the {len(days)} training sessions "
-                             f"({days.min().date()} .. {days.max().date()})")
-        x = features.loc[in_train, names].to_numpy(dtype=np.float64)
-        mean = x.mean(axis=0)
-        std = x.std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        return cls(names, mean.tolist(), std.tolist(), sorted(d.date().isoformat() for d in days),
-                   int(in_train.sum()))
-
-    def transform(self, features: pd.DataFrame) -> pd.DataFrame:
-        """A copy with every fitted feature column standardised (NaN stays NaN)."""
-        missing = [c for c in self.columns if c not in features.columns]
-        if missing:
-            raise ValueError(f"features lack columns the scaler was fitted on: {missing}")
-        out = features.copy()
-        x = out[self.columns].to_numpy(dtype=np.float64)
-        out[self.columns] = (x - np.asarray(self.mean)) / np.asarray(self.std)
-        return out
-
-    def to_json(self) -> str:
-        return json.dumps({"columns": self.columns, "mean": self.mean, "std": self.std,
-                           "sessions": self.sessions, "rows": self.rows})
-
-    @classmethod
-    def from_json(cls, text: str) -> "Scaler":
-        d = json.loads(text)
-        return cls(d["columns"], d["mean"], d["std"], d.get("sessions", []), d.get("rows", 0))
 
 
 def train_sessions(sessions, splits) -> list[pd.Timestamp]:

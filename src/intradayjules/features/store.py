@@ -354,18 +354,18 @@ class FeatureStore:
         self._remember((str(self.root.resolve()), key, meta["checksum"]), feats)
 
     # ---------------------------------------------------------------------------------- scalers
-    def scaler(self, key: str, sessions, *, frame: pd.DataFrame | None = None) -> Scaler:
-        """The scaler of an entry fitted on ``sessions`` (training sessions only); fitted and stored
-        next to the entry's data on first use."""
+    def scaler(self, key: str, sessions, *, frame: pd.DataFrame | None = None, by_symbol: bool = False) -> Scaler:
+        """The scaler of an entry fitted on ``sessions`` (training sessions only; per symbol or pooled,
+        ``features.scaler``); fitted and stored next to the entry's data on first use."""
         days = sorted({_day(s) for s in sessions})
-        path = self._dir(key) / f"scaler-{_blake(json.dumps(days))[:16]}.json"
+        path = self._dir(key) / f"scaler-{_blake(json.dumps([days, by_symbol]) if by_symbol else json.dumps(days))[:16]}.json"
         try:
             return Scaler.from_json(path.read_text())
         except (FileNotFoundError, ValueError, KeyError):
             pass
         if frame is None:
             frame, _ = self._read_verified(key)
-        sc = Scaler.fit(frame, days)
+        sc = Scaler.fit(frame, days, by_symbol=by_symbol)
         _atomic_write(path, sc.to_json().encode())
         return sc
 

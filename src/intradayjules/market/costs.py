@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import MarketConfig
+from .kernels import fill_loop, model_params
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,6 @@ class MarketModel:
 
     def __init__(self, cfg: MarketConfig | None = None):
         self.cfg = cfg or MarketConfig()
-        from .kernels import model_params
-
         self.flat = self.cfg.model == "flat"
         self.params = model_params(self.cfg)
 
@@ -100,8 +99,6 @@ class MarketModel:
         Returns ``(filled, spread_cost, impact_cost, fees)``: signed shares filled and USD costs (>= 0).
         ``adv_usd`` must be > 0 where anything trades.
         """
-        from .kernels import fill_loop
-
         arrs = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in
                                      (qty, price, volume, half_spread_bps, sigma_daily, adv_usd)))
         shape = arrs[0].shape

@@ -1,5 +1,5 @@
-"""Numba kernels of the market model (imported lazily: compiling costs a few seconds once, then they
-are cached on disk). ``fill_one`` is the single implementation of the fill and cost formulas documented
+"""Numba kernels of the market model (compiled once, then cached on disk). ``fill_one`` is the single
+implementation of the fill and cost formulas documented
 in ``costs.py``; ``MarketModel.fill_arrays`` and the environment's step kernel both call it.
 
 ``params`` layout (``model_params``): cap, impact_coef, commission rate, flat flag, flat rate.

@@ -32,19 +32,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ExperimentConfig
+from ..agents.dqn import load_model
+from ..agents.policy import policy_from_model
+from ..config import ExperimentConfig, RiskConfig, apply_overrides, with_risk_profile
+from ..evaluate.evaluation import evaluate_policy
+from ..evaluate.metrics import json_safe
+from .prepare import prepare, run_dir
+from .train_run import train
 
 ARMS = ("original", "risk_aware")
 
 
 def arm_config(cfg: ExperimentConfig, arm: str, seed: int) -> ExperimentConfig:
-    from .dqn import with_risk_profile
-
     if arm == "original":
         # the original set-up exactly: no shaping, no masking, no early stop, whatever the config says
         # explicitly about risk; only the evaluation schedule is kept
-        from ..config import RiskConfig
-
         r = cfg.risk
         risk = RiskConfig(profile="off", eval_freq=r.eval_freq, eval_episodes=r.eval_episodes,
                           ulcer_window=r.ulcer_window)
@@ -77,12 +79,7 @@ class ArmResult:
 def run(cfg: ExperimentConfig, seeds: int = 3, out_dir: str | Path | None = None, data_path=None,
         timesteps: int | None = None, progress=None) -> dict:
     """Train and evaluate both arms for ``seeds`` seeds; returns (and writes) the per-run and mean table."""
-    from ..evaluate.backtest import policy_from_model
-    from ..evaluate.evaluation import evaluate_policy
-    from ..experiment import prepare, run_dir
-    from .dqn import train
-
-    eval_cfg = cfg.model_copy(update={"market": cfg.market.model_copy(update={"model": "realistic"})})
+    eval_cfg = apply_overrides(cfg, {"market.model": "realistic"})
     prepared = prepare(cfg, data_path)
     out = Path(out_dir) if out_dir else run_dir(cfg, f"{cfg.name}-illiquid-experiment")
     rows: list[ArmResult] = []
@@ -90,8 +87,8 @@ def run(cfg: ExperimentConfig, seeds: int = 3, out_dir: str | Path | None = None
         for arm in ARMS:
             acfg = arm_config(cfg, arm, cfg.agent.seed + seed)
             res = train(prepared, out / f"{arm}-seed{seed}", cfg=acfg, total_timesteps=timesteps)
-            model = _load(res.model_path)
-            stats, _ = evaluate_policy(policy_from_model(model), prepared, "test", eval_cfg)
+            stats, _ = evaluate_policy(policy_from_model(load_model(res.model_path)), prepared.env_data, eval_cfg,
+                                       "test")
             rows.append(ArmResult(arm, seed, stats["illiquid_trade_share"], stats["illiquid_order_share"], stats["sharpe"], stats["total_return"],
                                   stats["n_trades"], stats["traded_notional_by_tier"], stats["costs"],
                                   res.timesteps, res.stopped_early))
@@ -103,16 +100,8 @@ def run(cfg: ExperimentConfig, seeds: int = 3, out_dir: str | Path | None = None
     summary["config"] = {"name": cfg.name, "symbols": list(prepared.env_data.symbols), "seeds": seeds,
                          "timesteps": int(timesteps or cfg.agent.total_timesteps),
                          "reward_scale": cfg.env.reward_scale, "data": str(data_path) if data_path else None}
-    from ..evaluate.metrics import json_safe
-
     path.write_text(json.dumps(json_safe(summary), indent=2, default=float))
     return summary
-
-
-def _load(path):
-    from .dqn import load_model
-
-    return load_model(path)
 
 
 def _nanmean(xs):

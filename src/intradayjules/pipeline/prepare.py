@@ -1,40 +1,49 @@
-"""Everything a run needs before the agent starts: bars, features (from the shared store), env arrays.
+"""Everything a run needs before the agent starts: bars, features (from the shared store), the scaler,
+env arrays.
 
-``prepare(cfg, data_path)`` is called by ``train``, ``evaluate``, tuning trials and the main job, so they
-all see the same bars, the same features and the same symbols. It records the lineage a registry needs:
-the data fingerprint and the feature-store key.
+``prepare(cfg, data_path)`` is called by every run (``train``, ``evaluate``, tuning trials, the main job,
+experiments), so they all see the same bars, the same features, the same standardisation and the same
+symbols; the bars are loaded once per call. It records the lineage a registry needs: the data
+fingerprint and the feature-store key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .config import ExperimentConfig
+from .. import __version__
+from ..config import ExperimentConfig
+from ..data import Bars, load_data
+from ..data.fingerprint import experiment_fingerprint
+from ..env import EnvData, prepare as env_prepare, session_splits
+from ..features.pipeline import compute_features, feature_spec
+from ..features.scaler import Scaler
+from ..features.store import FeatureStore
 
 
 @dataclass
 class Prepared:
     cfg: ExperimentConfig
-    bars: object  # data.Bars
+    bars: Bars
     universe: pd.DataFrame | None
-    env_data: object  # env.EnvData
+    env_data: EnvData
     data_fingerprint: str
     feature_key: str | None
     feature_hit: bool | None
     data_path: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def scaler(self) -> Scaler | None:
+        return self.env_data.scaler
+
     def lineage(self) -> dict[str, str]:
-        import hashlib
-        import json
-
-        from . import __version__
-        from .features.pipeline import feature_spec
-
         spec = json.dumps(feature_spec(self.cfg.features, self.cfg.data.calendar), sort_keys=True, default=str)
         return {"data_fingerprint": self.data_fingerprint, "feature_key": self.feature_key or "",
                 "feature_version": hashlib.blake2b(spec.encode(), digest_size=8).hexdigest(),
@@ -54,31 +63,28 @@ def run_dir(cfg: ExperimentConfig, name: str | None = None) -> Path:
 
 
 def prepare(cfg: ExperimentConfig, data_path: str | Path | None = None, *, use_store: bool = True) -> Prepared:
-    """Load (or synthesise) and validate bars, get features from the store, build the env arrays."""
-    from .data import load_data
-    from .data.fingerprint import experiment_fingerprint
-    from .env import prepare as env_prepare
-
+    """Load (or synthesise) and validate bars, get features and their training-session scaler from the
+    store, build the env arrays."""
     timings = {}
     t0 = time.perf_counter()
     bars, universe = load_data(cfg, data_path)
     timings["data_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fingerprint = experiment_fingerprint(cfg, data_path)
+    train = session_splits(bars.frame["session"].unique(), cfg.data.splits,
+                           warmup=cfg.data.tiers.adv_window_days)["train"]
     key = hit = None
     if use_store:
-        from .features.store import FeatureStore
-
         store = FeatureStore(resolve_path(cfg, cfg.features.store_dir))
         features, key, hit = store.get_or_build(bars, fingerprint, cfg.features, calendar=cfg.data.calendar)
         features = features.reset_index(drop=True)
+        scaler = store.scaler(key, train, frame=features, by_symbol=True) if cfg.env.standardize and len(train) else None
     else:
-        from .features.pipeline import compute_features
-
         features = compute_features(bars.frame, cfg.features, calendar=cfg.data.calendar)
+        scaler = Scaler.fit(features, train, by_symbol=True) if cfg.env.standardize and len(train) else None
     timings["features_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    env_data = env_prepare(cfg, bars, universe, features=features)
+    env_data = env_prepare(cfg, bars, universe, features=features, scaler=scaler)
     timings["env_s"] = time.perf_counter() - t0
     return Prepared(cfg, bars, universe, env_data, fingerprint, key, hit,
                     str(data_path) if data_path is not None else (str(cfg.data.path) if cfg.data.path else None),

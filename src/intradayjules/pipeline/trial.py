@@ -2,7 +2,7 @@
 
 ``dqn_trial(params, cfg, reporter)`` (the default ``tune.trial_fn``; contract in ``tune/trial.py``):
 
-* data and features come from ``experiment.prepare`` (the shared feature store), cached per process so
+* data and features come from ``pipeline.prepare`` (the shared feature store), cached per process so
   a worker running many trials prepares them once;
 * one training run of ``tune.trial_timesteps`` steps (torch on one thread, ``cfg.agent.device``), with
   ``RiskCallback`` evaluating on validation sessions ``tune.reports_per_trial`` times; each evaluation's
@@ -25,17 +25,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..config import ExperimentConfig
+import json
+
+from ..config import ExperimentConfig, RiskConfig
+from .prepare import prepare, resolve_path
+from .train_run import train
 
 _PREPARED: dict[str, object] = {}
 
 
 def prepared_for(cfg: ExperimentConfig, data_path=None):
-    """``experiment.prepare`` once per (data, features, env symbols) in this process."""
-    import json
-
-    from ..experiment import prepare
-
+    """``pipeline.prepare`` once per (data, features, env symbols) in this process."""
     env = cfg.env.model_dump(mode="json", include={"symbols", "mode", "n_assets", "standardize", "obs_clip"})
     key = json.dumps([cfg.data.model_dump(mode="json"), cfg.features.model_dump(mode="json"),
                       cfg.market.model_dump(mode="json"), env, str(data_path), str(cfg.workdir)], sort_keys=True)
@@ -51,9 +51,6 @@ def _final(history: list[dict]) -> float:
 
 
 def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
-    from ..agents.dqn import train
-    from ..config import RiskConfig
-
     # Trials that sample the risk weights are still scored on one scale: the objective's composite uses
     # the profile's reference weights, the sampled ones drive early stopping only.
     objective_weights = RiskConfig(profile=cfg.risk.profile).weights if cfg.tune.search_risk_weights else None
@@ -84,8 +81,6 @@ def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
 
 
 def _trial_root(cfg: ExperimentConfig) -> str:
-    from ..experiment import resolve_path
-
     d = resolve_path(cfg, cfg.workdir) / "tune-trials"
     d.mkdir(parents=True, exist_ok=True)
     return str(d)

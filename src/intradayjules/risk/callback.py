@@ -1,7 +1,7 @@
 """``RiskCallback``: periodic, deterministic validation of the agent with risk metrics (an SB3 callback).
 
 Every ``eval_freq`` environment steps it backtests the current greedy policy on validation sessions
-(``evaluate.backtest``: the same env and market model as training), computes the ``RiskTracker`` metrics
+(``env.rollout.run_sessions``: the same env and market model as training), computes the ``RiskTracker`` metrics
 and the λ-weighted composite, logs them (``risk/*``, ``eval/*`` in SB3's logger and to every hook), keeps
 the best model by the risk-adjusted objective, and stops training after ``patience`` consecutive
 evaluations whose composite is above the (static or adaptive) threshold (``risk.composite.EarlyStopRule``).
@@ -29,6 +29,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..config import RiskConfig
+from ..env.rollout import run_sessions
 from .composite import EarlyStopRule, RiskComposite
 from .metrics import RiskTracker
 
@@ -48,13 +49,9 @@ def pick_sessions(all_sessions: Sequence[str], n: int) -> list[str]:
 
 def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
                          objective_risk_bps: float = OBJECTIVE_RISK_BPS, objective_weights=None) -> dict[str, float]:
-    """Backtest ``policy`` on ``sessions``; the metrics, composite and objective as one flat dict."""
-    from ..evaluate.backtest import backtest
-
-    tracker = RiskTracker(risk.ulcer_window)
-    res = backtest(policy, env, sessions, tracker)
-    last = res.steps.groupby("session", sort=False)["equity"].last().to_numpy()
-    daily = last / res.initial_equity - 1.0
+    """Roll ``policy`` over ``sessions``; the metrics, composite and objective as one flat dict."""
+    res = run_sessions(policy, env, sessions, RiskTracker(risk.ulcer_window))
+    daily = res.daily_returns()
     composite = RiskComposite(risk)
     out = {f"risk/{k}": float(v) for k, v in res.risk.items()}
     for k, v in composite.report(res.risk).items():  # normalised components: risk_norm/<component>
@@ -82,9 +79,7 @@ class RiskCallback(BaseCallback):
         self.eval_env = eval_env
         self.risk = risk
         self.eval_freq = int(eval_freq or risk.eval_freq)
-        inner = eval_env.unwrapped
-        sessions = [str(np.datetime_as_string(inner.panel.sessions[i], unit="D")) for i in inner.picker.indices]
-        self.sessions = pick_sessions(sessions, n_sessions or risk.eval_episodes)
+        self.sessions = pick_sessions(eval_env.unwrapped.session_dates(), n_sessions or risk.eval_episodes)
         self.best_model_path = Path(best_model_path) if best_model_path else None
         self.hooks = list(hooks)
         self.objective_risk_bps = objective_risk_bps
@@ -99,7 +94,7 @@ class RiskCallback(BaseCallback):
 
     def _policy(self):
         model = self.model
-        return lambda obs: int(model.predict(obs, deterministic=True)[0])
+        return lambda obs, info: int(model.predict(obs, deterministic=True)[0])
 
     def evaluate(self, final: bool = False) -> dict[str, float]:
         """One validation evaluation. ``final``: the judgement of the last policy after training ended,

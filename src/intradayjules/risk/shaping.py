@@ -33,7 +33,7 @@ order. The term is on only when ``m > 1`` (``m = 1``, e.g. the ``off`` profile: 
 all, the reward is the env's). An order that fills in full adds nothing, so the two bases agree whenever
 nothing is left unfilled (and always under the ``flat`` model). It needs the project's ``TradingEnv``
 (per-symbol ``order_qty``/``fill_qty``/``fill_price`` in ``info`` and the episode's half-spread, daily
-vol and ADV); on other envs (no ``sim``) the unfilled term is 0. Under ``market.unfilled: carry`` a
+vol and ADV); on other envs (no ``order_cost``) the unfilled term is 0. Under ``market.unfilled: carry`` a
 working remainder is charged each bar it stays unfilled. ``filled`` is the plain definition above.
 
 Action masking (``mask_illiquid``, off by default): an action that would trade an illiquid name is
@@ -175,9 +175,9 @@ class RiskShapingWrapper(gym.Wrapper):
     def unfilled_illiquid_cost(self, info: dict) -> float:
         """USD: what the unfilled part of this step's illiquid orders would have cost (spread + impact +
         commission of the whole order filled in full at the fill bar's open, minus the cost of the part
-        that filled). 0 when the env does not expose its simulator (see module docstring)."""
-        sim = getattr(self.env.unwrapped, "sim", None)
-        if sim is None or self.tiers is None or "order_qty" not in info:
+        that filled). 0 when the env does not price orders (no ``order_cost``; see module docstring)."""
+        env = self.env.unwrapped
+        if not hasattr(env, "order_cost") or self.tiers is None or "order_qty" not in info:
             return 0.0
         order = info["order_qty"]
         fill = info["fill_qty"]
@@ -186,19 +186,9 @@ class RiskShapingWrapper(gym.Wrapper):
             q = float(order[k])
             if tier != "illiquid" or q == 0.0 or float(fill[k]) == q:
                 continue
-            total += _marginal_cost(sim, k, q, float(fill[k]), float(info["fill_price"][k]))
+            price = float(info["fill_price"][k])
+            total += max(env.order_cost(k, q, price) - env.order_cost(k, float(fill[k]), price), 0.0)
         return total
-
-
-def _marginal_cost(sim, k: int, qty: float, filled: float, price: float) -> float:
-    """Cost (USD) of filling ``qty`` in full at ``price`` minus the cost of the ``filled`` part, with
-    slot 0's half-spread, daily vol and ADV for symbol ``k`` and the simulator's market-model params."""
-    from ..market.kernels import fill_one
-
-    hs, sig, adv, params = float(sim.hs[0, k]), float(sim.sigma[0, k]), float(sim.adv[0, k]), sim.model.params
-    _, s1, i1, f1 = fill_one(qty, price, 0.0, hs, sig, adv, True, params)
-    _, s0, i0, f0 = fill_one(filled, price, 0.0, hs, sig, adv, True, params)
-    return max((s1 + i1 + f1) - (s0 + i0 + f0), 0.0)
 
 
 def wrap_from_config(env: gym.Env, cfg: Any, **kwargs: Any) -> RiskShapingWrapper:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from .lineage import IntegrityError, Lineage, flatten_config, git_state, sha256_file
 from .mlflow_tracking import NoOpTracker, Run, Tracker, make_tracker
+from .protocol import RunProtocol, TrackerProtocol
 from .target import TrackingError, TrackingTarget, TrackingUnreachableError, check_reachable, resolve_tracking
 from .registry import (DEFAULT_ALIAS, RegistryError, ResolvedModel, VersionInfo, get_version, list_models,
                        list_versions, load_model, load_sb3, log_sb3_model, promote, register_model, resolve_model,
                        resolve_model_uri, write_sha256_sidecar)
 from .rerun import LineageMismatchError, plan_rerun, rerun_version
-from .train_run import log_training_outputs
+from .outputs import log_training_outputs
 
 __all__ = ["DEFAULT_ALIAS", "IntegrityError", "Lineage", "LineageMismatchError", "NoOpTracker", "RegistryError",
+           "RunProtocol", "TrackerProtocol",
            "ResolvedModel", "Run", "Tracker", "TrackingError", "TrackingTarget", "TrackingUnreachableError",
            "VersionInfo", "check_reachable", "flatten_config", "get_version", "git_state", "list_models",
            "list_versions", "load_model", "load_sb3", "log_sb3_model", "log_training_outputs", "make_tracker", "plan_rerun", "promote",

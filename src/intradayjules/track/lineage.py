@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import __version__
 from ..errors import IntradayJulesError
 
 # Tag names (run tags and model version tags). Stable: the registry and rerun read them back.
@@ -75,8 +76,6 @@ def git_state(path: str | Path | None = None) -> tuple[str | None, bool | None]:
 
 
 def package_version() -> str:
-    from .. import __version__
-
     return __version__
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..procs import pid_alive as _pid_alive
-from .lineage import TAG_PREFIX, sha256_file
+from .lineage import TAG_PREFIX, Lineage, flatten_config, sha256_file
 from .target import (TrackingError, TrackingTarget, TrackingUnreachableError, _sqlite_artifacts,  # noqa: F401
                      check_reachable, resolve_tracking)
 
@@ -303,8 +303,6 @@ class Tracker:
         (a :class:`~.lineage.Lineage` or a mapping such as ``Prepared.lineage()``; git commit, dirty flag
         and package version are added) and ``lineage/config.json`` (the config a rerun starts from).
         Use as ``with tracker.run(name, cfg, lineage) as run:``."""
-        from .lineage import Lineage, flatten_config
-
         lin = lineage if isinstance(lineage, Lineage) else Lineage.from_mapping(lineage or {}, cfg)
         all_params = {**(flatten_config(cfg) if cfg is not None else {}), **(params or {})}
         run = self.start_run(name, params=all_params, tags={**lin.tags(), **(tags or {})})
@@ -490,6 +488,10 @@ class NoOpTracker:
 
     def __init__(self, target: TrackingTarget | None = None):
         self.target = target
+
+    @property
+    def uri(self) -> str | None:
+        return self.target.uri if self.target is not None else None
 
     def start_run(self, name, params=None, tags=None, parent_run_id=None) -> NoOpRun:
         return NoOpRun()

@@ -25,8 +25,8 @@ from typing import Any
 from ..errors import IntradayJulesError
 from .lineage import (TAG_CONFIG_SHA256, TAG_MODEL_SHA256, TAG_PREFIX, IntegrityError, Lineage, package_version,
                       sha256_file, verify_sha256)
-from .mlflow_tracking import TAG_SHA256_PREFIX, Run, Tracker
-from .sb3_pyfunc import META_FILE, MODEL_FILE
+from .mlflow_tracking import TAG_SHA256_PREFIX, Run, Tracker, make_tracker
+from .sb3_pyfunc import META_FILE, MODEL_FILE, SB3Policy, sb3_class
 
 DEFAULT_ALIAS = "champion"
 MODEL_ARTIFACT = "model"          # artifact folder of the pyfunc model inside a run
@@ -318,8 +318,6 @@ def resolve_model_uri(ref: str, tracker: Tracker | None = None, cfg: Any = None,
     ``runs:/ID``, or a path). Without ``tracker`` one is made from ``cfg`` (None: defaults, i.e.
     ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<cwd>/runs/mlflow.db``)."""
     if tracker is None and parse_ref(str(ref))[0] != "path":
-        from .mlflow_tracking import make_tracker
-
         tracker = make_tracker(cfg, enabled=True)
     return resolve_model(tracker, str(ref), dst).zip_path
 
@@ -327,8 +325,6 @@ def resolve_model_uri(ref: str, tracker: Tracker | None = None, cfg: Any = None,
 def load_model(tracker: Tracker | None, ref: str, dst: str | Path | None = None):
     """Resolve and verify ``ref``, then load it as the pyfunc model (``predict(obs_batch) -> actions``)."""
     resolved = resolve_model(tracker, ref, dst)
-    from .sb3_pyfunc import SB3Policy, sb3_class
-
     if resolved.model_dir is not None and tracker is not None and getattr(tracker, "enabled", False):
         return tracker.load_pyfunc(resolved.model_dir)
     return SB3Policy(sb3_class(resolved.algo).load(str(resolved.zip_path), device="cpu"))
@@ -336,8 +332,6 @@ def load_model(tracker: Tracker | None, ref: str, dst: str | Path | None = None)
 
 def load_sb3(tracker: Tracker | None, ref: str, dst: str | Path | None = None, device: str = "cpu"):
     """Resolve and verify ``ref``, then load the Stable-Baselines3 model object itself."""
-    from .sb3_pyfunc import sb3_class
-
     resolved = resolve_model(tracker, ref, dst)
     return sb3_class(resolved.algo).load(str(resolved.zip_path), device=device)
 

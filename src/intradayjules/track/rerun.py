@@ -1,6 +1,6 @@
 """Rerun a registered model from its lineage: same config, same data (checked by fingerprint).
 
-``rerun_version(tracker, "NAME@ALIAS", retrain=fn, fingerprint=fp)``:
+``rerun_version(tracker, "NAME@ALIAS", retrain, fingerprint=fp)``:
 
 1. resolves the version, downloads its config and checks it against the recorded sha256;
 2. rebuilds the ExperimentConfig and computes the current data fingerprint with
@@ -10,10 +10,8 @@
    or when the version recorded none;
 4. calls ``retrain(cfg, lineage)`` and returns its result.
 
-The default ``fingerprint`` is ``intradayjules.data.fingerprint.experiment_fingerprint``; the default
-``retrain`` is ``intradayjules.agents.dqn.retrain(cfg, lineage)`` (or prepare + ``dqn.train`` when the
-trainer has no ``retrain``). Both are imported lazily and a missing one is a clear error, so other
-functions plug in without touching this module.
+The default ``fingerprint`` is ``intradayjules.data.fingerprint.experiment_fingerprint``. ``retrain`` is
+given by the caller (the pipeline's ``pipeline.rerun.retrain``): tracking knows nothing of training.
 """
 
 from __future__ import annotations
@@ -21,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..config import config_from_dict
+from ..data.fingerprint import experiment_fingerprint
 from ..errors import IntradayJulesError
 from .lineage import Lineage, git_state
 from .registry import get_version, version_config
@@ -44,37 +44,11 @@ class RerunPlan:
 
 
 def default_fingerprint(cfg: Any, data_path: str | None = None) -> str:
-    """``intradayjules.data.fingerprint.experiment_fingerprint(cfg, data_path)``: the fingerprint of the
-    data the config (or ``data_path``) names now, computed without loading it."""
-    try:
-        from ..data.fingerprint import experiment_fingerprint
-    except ImportError as e:
-        raise IntradayJulesError("cannot check the data fingerprint: intradayjules.data.fingerprint is not "
-                                 f"available ({e}); pass a fingerprint function") from None
+    """The fingerprint of the data the config (or ``data_path``) names now, computed without loading it."""
     return experiment_fingerprint(cfg, data_path)
 
 
-def default_retrain(cfg: Any, lineage: Lineage) -> Any:
-    """``intradayjules.agents.dqn.retrain(cfg, lineage)`` when the trainer provides it; otherwise
-    ``experiment.prepare`` + ``agents.dqn.train`` into ``<workdir>/<name>-rerun``."""
-    import importlib
-
-    try:  # import_module consults sys.modules, so a trainer that is absent is seen as absent
-        dqn = importlib.import_module("intradayjules.agents.dqn")
-    except ImportError as e:
-        raise IntradayJulesError(f"cannot retrain: the DQN trainer (intradayjules.agents.dqn) is not available ({e})") from None
-    fn = getattr(dqn, "retrain", None)
-    if fn is not None:
-        return fn(cfg, lineage)
-    try:
-        from ..experiment import prepare, run_dir
-    except ImportError as e:
-        raise IntradayJulesError(f"cannot retrain: intradayjules.experiment is not available ({e})") from None
-    prepared = prepare(cfg, _data_path(lineage))
-    return dqn.train(prepared, run_dir(cfg, f"{cfg.name}-rerun"), cfg=cfg)
-
-
-def _data_path(lineage: Lineage) -> str | None:
+def data_path_of(lineage: Lineage) -> str | None:
     """The data path recorded at training time (``--data``), None for the config's own data."""
     src = lineage.extra.get("data_source")
     return None if src in (None, "", "synthetic") else src
@@ -82,8 +56,6 @@ def _data_path(lineage: Lineage) -> str | None:
 
 def plan_rerun(tracker: Any, ref: str, fingerprint: Fingerprint | None = None) -> RerunPlan:
     """Check that version ``ref`` (``NAME@ALIAS``, ``NAME/VERSION`` or ``models:/...``) can be rerun."""
-    from ..config import config_from_dict
-
     body = ref[len("models:/"):] if ref.startswith("models:/") else ref
     if "@" in body:
         name, sub = body.rsplit("@", 1)
@@ -99,7 +71,7 @@ def plan_rerun(tracker: Any, ref: str, fingerprint: Fingerprint | None = None) -
     if not lineage.data_fingerprint:
         raise LineageMismatchError(f"model {info.name} v{info.version} records no data fingerprint: "
                                    "refusing to rerun on data that cannot be checked")
-    data_path = _data_path(lineage)
+    data_path = data_path_of(lineage)
     current = (fingerprint or default_fingerprint)(cfg, data_path)
     if current != lineage.data_fingerprint:
         where = data_path or (cfg.data.path if cfg.data.source == "path" else "the synthetic market")
@@ -113,8 +85,8 @@ def plan_rerun(tracker: Any, ref: str, fingerprint: Fingerprint | None = None) -
                      code_changed=bool(lineage.git_commit and commit and commit != lineage.git_commit))
 
 
-def rerun_version(tracker: Any, ref: str, retrain: Retrain | None = None,
+def rerun_version(tracker: Any, ref: str, retrain: Retrain,
                   fingerprint: Fingerprint | None = None) -> tuple[RerunPlan, Any]:
     """:func:`plan_rerun`, then ``retrain(cfg, lineage)``; returns (plan, what retrain returned)."""
     plan = plan_rerun(tracker, ref, fingerprint)
-    return plan, (retrain or default_retrain)(plan.config, plan.lineage)
+    return plan, retrain(plan.config, plan.lineage)

@@ -30,7 +30,8 @@ from typing import Any
 
 from ..config import ExperimentConfig
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
-from .space import SearchSpace
+from .cluster import apply_ray_env
+from .space import SIMPLEX_LOW, SIMPLEX_PREFIX, SearchSpace
 from .trial import (
     COMPLETE,
     FAILED,
@@ -154,8 +155,6 @@ def _ray_domains(space: SearchSpace) -> dict[str, Any]:
             out[p.name] = tune.lograndint(lo, hi) if s.log else tune.randint(lo, hi)
         else:
             out[p.name] = tune.choice(p.encoded_choices)
-    from .space import SIMPLEX_LOW, SIMPLEX_PREFIX
-
     for c in space.simplex:
         out[SIMPLEX_PREFIX + c] = tune.uniform(SIMPLEX_LOW, 1.0)
     return out
@@ -192,8 +191,6 @@ def _make_callback(space: SearchSpace, callbacks: list[Any]) -> Any:
 
 def _set_env(address: str | None, token_file: str | None) -> None:
     """The cluster environment (token auth with our token file, no usage stats), before ray reads it."""
-    from .cluster import apply_ray_env
-
     apply_ray_env(token_file, create_token=address is None)
     if address is None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -216,6 +213,13 @@ def _init_ray(address: str | None, num_cpus: int | None, temp_dir: str | None) -
         ray.init(num_cpus=num_cpus, _temp_dir=temp_dir, **kwargs)
     else:
         ray.init(address=address, **kwargs)
+
+
+def can_restore(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a Ray Tune experiment that ``Tuner.restore`` can continue."""
+    from ray import tune
+
+    return bool(tune.Tuner.can_restore(str(run_dir)))
 
 
 def run_ray(

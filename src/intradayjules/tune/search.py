@@ -8,7 +8,11 @@ RUNNING children of dead workers become KILLED).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..config import ExperimentConfig
+from ..track.tune_callbacks import from_config
+from .backend import get_backend
 from .results import TuneResult
 
 TRACK_CALLBACK = "intradayjules.track.tune_callbacks:from_config"
@@ -18,8 +22,6 @@ def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
     """The config with every path made absolute against this process's working directory, so workers
     started elsewhere (Ray trial directories, other machines with a shared file system) find the same
     work dir, feature store and data."""
-    from pathlib import Path
-
     def absolute(p):
         return None if p is None else Path(p).expanduser().resolve()
 
@@ -37,22 +39,13 @@ def run_search(cfg: ExperimentConfig, *, track: bool | None = None, resume: bool
     cfg = absolute_paths(cfg)  # Ray runs trials in their own working directories
     coordinator = None
     if track:
-        from ..track.tune_callbacks import from_config
-
         if TRACK_CALLBACK not in cfg.tune.callbacks:
             cfg = cfg.model_copy(update={"tune": cfg.tune.model_copy(
                 update={"callbacks": [*cfg.tune.callbacks, TRACK_CALLBACK]})})
         coordinator = from_config(cfg)  # the parent run exists before any worker looks for it
     status = "FAILED"
     try:
-        if cfg.tune.backend == "optuna":
-            from .optuna_backend import run_optuna
-
-            result = run_optuna(cfg, resume=resume, progress=progress)
-        else:
-            from .ray_backend import run_ray
-
-            result = run_ray(cfg, resume=resume, token_file=token_file, verbose=1 if progress else 0)
+        result = get_backend(cfg.tune.backend).run(cfg, resume=resume, progress=progress, token_file=token_file)
         status = "FINISHED"
         return result, coordinator
     finally:
