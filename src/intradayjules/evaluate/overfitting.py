@@ -26,7 +26,9 @@ the number of sessions, ``N`` the number of trials.
   (first one on ties), ``w`` = its OOS rank among the ``N`` trials divided by ``N + 1`` (rank 1 = worst,
   ties averaged), logit ``lambda = ln(w / (1 - w))``. ``PBO`` = share of combinations with ``lambda <= 0``
   (the IS-best trial is at or below the OOS median). Under the null of ``N`` exchangeable trials the OOS
-  rank is uniform and ``PBO = floor((N + 1) / 2) / N`` in expectation (0.5 for even ``N``).
+  rank is uniform and ``PBO = floor((N + 1) / 2) / N`` in expectation (0.5 for even ``N``). Trials that are
+  all identical (e.g. all flat) tie everywhere, so the IS-best sits at the OOS median and ``PBO = 1``:
+  selecting among them gains nothing out of sample.
   Performance is the mean P&L of the block rows (``metric="mean"``, default: defined for flat trials too)
   or their Sharpe (``metric="sharpe"``; a trial with no variance in a half is ranked as Sharpe 0 there).
   Also: the **performance degradation**, the OLS slope and intercept of OOS on IS performance of ``n*``
