@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._distributions import student_t_sf
-from .bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, SeedLike, bootstrap_distribution, interval_p_value,
+from .bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, bootstrap_distribution, interval_p_value,
                         percentile_interval)
 from .daily_pnl import align_pair, finite_values
 from .sharpe import TOO_SHORT

@@ -9,9 +9,12 @@
 * ``verdict``: the sentence that states what the numbers support.
 
 Every function is pure (pandas/numpy in, dataclasses out) and seeded where it resamples.
+``summary_metrics`` flattens the results into ``name -> float`` for a metrics JSON or MLflow.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 
 from .bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, BlockLength, bootstrap_distribution,
                         circular_block_indices, default_block_length, interval_p_value, optimal_block_length,
@@ -33,5 +36,31 @@ __all__ = [
     "expected_max_sharpe", "interval_p_value", "lo_se_hac", "lo_se_iid", "mean_over_seeds", "moments",
     "optimal_block_length", "paired_comparison", "paired_t_test", "pbo_cscv", "percentile_interval",
     "probabilistic_sharpe_ratio", "selection_phrase", "sharpe_estimate", "sharpe_ratio", "sharpe_reason",
-    "stationary_indices", "verdict",
+    "stationary_indices", "summary_metrics", "verdict",
 ]
+
+
+def summary_metrics(comparisons: Mapping[str, PairedComparison] | Iterable[PairedComparison] = (), *,
+                    sharpes: Mapping[str, SharpeEstimate] | None = None, dsr: DeflatedSharpe | None = None,
+                    pbo: PBOResult | None = None) -> dict[str, float]:
+    """Flat ``name -> float`` of the statistics (NaN kept: an undefined value stays visible).
+
+    ``compare/<reference>/{mean_diff,ci_low,ci_high,p_value,p_value_t,n}``,
+    ``sharpe/<policy>/{sharpe,ci_low,ci_high,se_iid,se_hac}``, ``dsr/{dsr,p_value,sharpe_annual,sr0_annual,
+    n_trials}``, ``pbo/{pbo,slope,prob_oos_loss,n_combinations}``.
+    """
+    out: dict[str, float] = {}
+    comps = comparisons.values() if isinstance(comparisons, Mapping) else comparisons
+    for c in comps:
+        for k in ("mean_diff", "ci_low", "ci_high", "p_value", "p_value_t", "n"):
+            out[f"compare/{c.name_b}/{k}"] = float(getattr(c, k))
+    for name, s in (sharpes or {}).items():
+        for k in ("sharpe", "ci_low", "ci_high", "se_iid", "se_hac"):
+            out[f"sharpe/{name}/{k}"] = float(getattr(s, k))
+    if dsr is not None:
+        for k in ("dsr", "p_value", "sharpe_annual", "sr0_annual", "n_trials"):
+            out[f"dsr/{k}"] = float(getattr(dsr, k))
+    if pbo is not None:
+        for k in ("pbo", "slope", "prob_oos_loss", "n_combinations"):
+            out[f"pbo/{k}"] = float(getattr(pbo, k))
+    return out
