@@ -255,3 +255,29 @@ def json_safe(obj: Any) -> Any:
         f = float(obj)
         return f if math.isfinite(f) else None
     return obj
+
+
+def costs_by_tier(trades: pd.DataFrame) -> pd.DataFrame:
+    """Costs by kind and liquidity tier: one row per tier present (``"unknown"`` when a fill has none) and
+    ``"all"``; columns ``fills``, ``notional`` (USD), ``spread``, ``impact``, ``commission``, ``total`` (bps of
+    the row's traded notional, as ``trade_stats``) and ``total_usd``. Fills with ``qty == 0`` are ignored."""
+    cols = ["fills", "notional", "spread", "impact", "commission", "total", "total_usd"]
+    if trades is None or len(trades) == 0:
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="tier"))
+    t = _check_trades(trades)
+    t = t[t["qty"] != 0].copy()
+    t["notional"] = t["qty"].abs() * t["price"]
+    tier = t["tier"] if "tier" in t.columns else pd.Series(None, index=t.index, dtype=object)
+    t["tier"] = tier.astype(object).where(tier.notna(), "unknown").astype(str)
+    order = {"liquid": 0, "mid": 1, "illiquid": 2}
+    names = sorted(t["tier"].unique(), key=lambda s: (order.get(s, 3), s))
+    groups = [(name, t[t["tier"] == name]) for name in names] + [("all", t)]
+    rows = []
+    for name, g in groups:
+        notional = float(g["notional"].sum())
+        usd = {k: float(g[c].sum()) for k, c in (("spread", "spread_cost"), ("impact", "impact_cost"),
+                                                  ("commission", "commission"))}
+        bps = {k: v / notional * 1e4 if notional > 0 else 0.0 for k, v in usd.items()}
+        rows.append({"tier": name, "fills": int(len(g)), "notional": notional, **bps,
+                     "total": sum(bps.values()), "total_usd": sum(usd.values())})
+    return pd.DataFrame(rows, columns=["tier", *cols]).set_index("tier")
