@@ -135,7 +135,8 @@ class SimulatedBroker:
         return self._open.pop(client_id, None) is not None
 
     def positions(self) -> dict[str, float]:
-        return {s: q for s, q in self._pos.items() if q != 0}
+        """Non-zero positions, by symbol name (a fixed order keeps sums over them reproducible)."""
+        return {s: self._pos[s] for s in sorted(self._pos) if self._pos[s] != 0}
 
     def cash(self) -> float:
         return self._cash
@@ -143,9 +144,16 @@ class SimulatedBroker:
     def open_orders(self) -> list[BrokerOrder]:
         return list(self._open.values())
 
+    def last_prices(self) -> dict[str, float]:
+        """Last close of every symbol seen (USD)."""
+        return dict(self._last)
+
     def equity(self) -> float:
         """Cash plus positions at their last close."""
-        return self._cash + sum(q * self._last[s] for s, q in self._pos.items() if q)
+        eq = self._cash
+        for s, q in self.positions().items():
+            eq += q * self._last[s]
+        return eq
 
     def restore(self, cash: float, positions: dict[str, float], open_orders: Iterable[BrokerOrder],
                 seen: Iterable[str], last_close: dict[str, float] | None = None) -> None:

@@ -229,8 +229,12 @@ class RiskState:
         """Count an accepted order's notional (at the decision price) in the turnover windows."""
         if decision.accepted == 0:
             return
+        self.record_notional(decision.symbol, abs(decision.accepted) * self.symbols[decision.symbol].price, t)
+
+    def record_notional(self, symbol: str, notional: float, t: float | None = None) -> None:
+        """Count ``notional`` USD traded in ``symbol`` at time ``t`` (default ``now``); also used to
+        rebuild the day's turnover from a journal after a restart."""
         now = self.now if t is None else float(t)
-        notional = abs(decision.accepted) * self.symbols[decision.symbol].price
         h = self._hour
         while h and h[0][0] <= now - 3600.0:
             self.hour_notional -= h.popleft()[1]
@@ -239,7 +243,7 @@ class RiskState:
         h.append((now, notional))
         self.hour_notional += notional
         self.day_notional += notional
-        self.day_symbol_notional[decision.symbol] = self.day_symbol_notional.get(decision.symbol, 0.0) + notional
+        self.day_symbol_notional[symbol] = self.day_symbol_notional.get(symbol, 0.0) + notional
 
     def hour_turnover(self, now: float) -> float:
         """Accepted notional with time in ``(now - 3600, now]``. Does not change the state (expired
