@@ -100,7 +100,8 @@ class ResumeState:
 class Journal:
     """``Journal(path)`` opens (creating if needed) a journal file; ``run`` labels it (checked on reopen)."""
 
-    def __init__(self, path: str | Path, run: str | None = None, synchronous: str = "NORMAL"):
+    def __init__(self, path: str | Path, run: str | None = None, synchronous: str = "NORMAL",
+                 checkpoint_every: int = 200):
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL (got {synchronous!r})")
         self.path = Path(path)
@@ -108,6 +109,11 @@ class Journal:
         self.con = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.execute(f"PRAGMA synchronous={synchronous}")
+        # WAL checkpoints (copy + fsync) cost milliseconds: never inside a step's commit, only after
+        # the orders are out (``mark_submitted``), every ``checkpoint_every`` steps
+        self.con.execute("PRAGMA wal_autocheckpoint=0")
+        self.checkpoint_every = int(checkpoint_every)
+        self._since_checkpoint = 0
         self.con.execute("PRAGMA foreign_keys=ON")
         self.con.executescript(_SCHEMA)
         self._meta_init(run)
@@ -140,6 +146,7 @@ class Journal:
         return None if row is None else json.loads(row[0])
 
     def close(self) -> None:
+        self.checkpoint()
         self.con.close()
 
     # ------------------------------------------------------------------------------------ writing
@@ -166,11 +173,21 @@ class Journal:
             self._in_tx = False
 
     def mark_submitted(self, client_ids: Iterable[str]) -> None:
+        """After a step's orders went to the broker (call it even when there were none): marks them
+        ``submitted`` and, every ``checkpoint_every`` calls, checkpoints the WAL (off the order path)."""
         ids = [(c,) for c in client_ids]
         if ids:
             self.con.execute("BEGIN IMMEDIATE")
             self.con.executemany("UPDATE orders SET status = 'submitted' WHERE client_id = ? AND status = 'new'", ids)
             self.con.execute("COMMIT")
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= self.checkpoint_every:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (``PRAGMA wal_checkpoint(PASSIVE)``)."""
+        self.con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._since_checkpoint = 0
 
     # ------------------------------------------------------------------------------------ reading
     def resume(self) -> ResumeState:

@@ -297,52 +297,62 @@ class PreTradeChecker:
         p = view.price
         sp = side * pos  # > 0: the order adds to the position; < 0: it reduces it
         want = abs(q)
-        E = state.equity
-        caps: list[tuple[float, str, str]] = []  # (max |q| allowed, rule, detail)
-
-        def exposure_cap(limit_shares: float, rule: str, detail: str) -> None:
-            caps.append((max(max(limit_shares, 0.0) - sp, 0.0), rule, detail))
-
-        cap_pos = lim.max_position * max(E, 0.0) / p
-        exposure_cap(cap_pos * (1 + _EPS), MAX_POSITION,
-                     f"{sym}: position after the order would exceed {lim.max_position:g} x equity "
-                     f"({lim.max_position * E:,.2f} USD = {cap_pos:,.2f} sh at {p:g})")
-        room = lim.max_gross_exposure * max(E, 0.0) - state.gross(exclude=sym)
-        exposure_cap(room * (1 + _EPS) / p, MAX_GROSS,
-                     f"gross exposure after the order would exceed {lim.max_gross_exposure:g} x equity "
-                     f"({lim.max_gross_exposure * E:,.2f} USD; other symbols hold {state.gross(exclude=sym):,.2f})")
-        if view.tier == "illiquid" and not lim.allow_illiquid:
-            exposure_cap(0.0, ILLIQUID, f"{sym} is in the illiquid tier: no new exposure (allow_illiquid is off)")
-        caps.append((lim.max_order_notional * (1 + _EPS) / p, MAX_ORDER_NOTIONAL,
-                     f"order notional would exceed {lim.max_order_notional:,.2f} USD"))
-        adv = view.adv_usd
-        if math.isfinite(adv) and adv > 0:
-            left = lim.max_adv_participation * adv - state.day_symbol_notional.get(sym, 0.0)
-            caps.append((max(left, 0.0) * (1 + _EPS) / p, ADV_PARTICIPATION,
-                         f"{sym}: today's traded notional would exceed {lim.max_adv_participation:g} x ADV "
-                         f"({adv:,.0f} USD/day)"))
-        else:
-            caps.append((0.0, ADV_PARTICIPATION, f"{sym}: no ADV known before this session"))
-        caps.append((lim.max_bar_participation * max(view.volume, 0.0) * (1 + _EPS), BAR_PARTICIPATION,
-                     f"{sym}: order would exceed {lim.max_bar_participation:g} x the last bar's volume "
-                     f"({view.volume:,.0f} sh)"))
+        E = max(state.equity, 0.0)
         E0 = state.start_equity
+        slack = 1.0 + _EPS
+        other = state.gross(exclude=sym)
         hour = state.hour_turnover(state.now)
-        caps.append((max(lim.hourly_turnover * E0 - hour, 0.0) * (1 + _EPS) / p, HOURLY_TURNOVER,
-                     f"turnover in the last hour would exceed {lim.hourly_turnover:g} x start-of-day equity "
-                     f"({hour:,.2f} of {lim.hourly_turnover * E0:,.2f} USD used)"))
-        caps.append((max(lim.daily_turnover * E0 - state.day_notional, 0.0) * (1 + _EPS) / p, DAILY_TURNOVER,
-                     f"turnover today would exceed {lim.daily_turnover:g} x start-of-day equity "
-                     f"({state.day_notional:,.2f} of {lim.daily_turnover * E0:,.2f} USD used)"))
+        adv = view.adv_usd
+        adv_known = math.isfinite(adv) and adv > 0
+        # the largest |q| each rule allows (exposure rules: max(limit - sp, 0), so reductions pass)
+        caps = (
+            (MAX_POSITION, max(lim.max_position * E * slack / p - sp, 0.0)),
+            (MAX_GROSS, max(max(lim.max_gross_exposure * E - other, 0.0) * slack / p - sp, 0.0)),
+            (ILLIQUID, max(-sp, 0.0) if view.tier == "illiquid" and not lim.allow_illiquid else math.inf),
+            (MAX_ORDER_NOTIONAL, lim.max_order_notional * slack / p),
+            (ADV_PARTICIPATION, max(lim.max_adv_participation * adv - state.day_symbol_notional.get(sym, 0.0), 0.0)
+             * slack / p if adv_known else 0.0),
+            (BAR_PARTICIPATION, lim.max_bar_participation * max(view.volume, 0.0) * slack),
+            (HOURLY_TURNOVER, max(lim.hourly_turnover * E0 - hour, 0.0) * slack / p),
+            (DAILY_TURNOVER, max(lim.daily_turnover * E0 - state.day_notional, 0.0) * slack / p),
+        )
         allowed = want
-        for cap, rule, detail in caps:
+        for rule, cap in caps:
             if cap < want:
-                rej.append(Rejection(rule, detail))
+                rej.append(Rejection(rule, self._detail(rule, sym, p, E, E0, other, hour, view, state)))
                 if cap < allowed:
                     allowed = cap
         if allowed < want:
             allowed = math.floor(allowed / lim.lot) * lim.lot
         return self._done(order, side * allowed if allowed else 0.0, rej)
+
+    def _detail(self, rule: str, sym: str, p: float, E: float, E0: float, other: float, hour: float,
+                view: SymbolView, state: RiskState) -> str:
+        """The message of a rule that cut an order (formatted only then: checks stay cheap)."""
+        lim = self.limits
+        if rule == MAX_POSITION:
+            return (f"{sym}: position after the order would exceed {lim.max_position:g} x equity "
+                    f"({lim.max_position * E:,.2f} USD = {lim.max_position * E / p:,.2f} sh at {p:g})")
+        if rule == MAX_GROSS:
+            return (f"gross exposure after the order would exceed {lim.max_gross_exposure:g} x equity "
+                    f"({lim.max_gross_exposure * E:,.2f} USD; other symbols hold {other:,.2f})")
+        if rule == ILLIQUID:
+            return f"{sym} is in the illiquid tier: no new exposure (allow_illiquid is off)"
+        if rule == MAX_ORDER_NOTIONAL:
+            return f"order notional would exceed {lim.max_order_notional:,.2f} USD"
+        if rule == ADV_PARTICIPATION:
+            if not (math.isfinite(view.adv_usd) and view.adv_usd > 0):
+                return f"{sym}: no ADV known before this session"
+            return (f"{sym}: today's traded notional would exceed {lim.max_adv_participation:g} x ADV "
+                    f"({view.adv_usd:,.0f} USD/day; {state.day_symbol_notional.get(sym, 0.0):,.2f} used)")
+        if rule == BAR_PARTICIPATION:
+            return (f"{sym}: order would exceed {lim.max_bar_participation:g} x the last bar's volume "
+                    f"({view.volume:,.0f} sh)")
+        if rule == HOURLY_TURNOVER:
+            return (f"turnover in the last hour would exceed {lim.hourly_turnover:g} x start-of-day equity "
+                    f"({hour:,.2f} of {lim.hourly_turnover * E0:,.2f} USD used)")
+        return (f"turnover today would exceed {lim.daily_turnover:g} x start-of-day equity "
+                f"({state.day_notional:,.2f} of {lim.daily_turnover * E0:,.2f} USD used)")
 
     def flatten_orders(self, state: RiskState) -> list[Order]:
         """``must_complete`` orders that close every open position (kill switch, end of day)."""
