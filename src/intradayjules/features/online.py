@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
