@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .redact import redact_obj
+from .safe_yaml import load_yaml_file
 
 
 class Section(BaseModel):
@@ -462,10 +464,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     path = Path(path)
     if not path.exists():
         raise ConfigError([f"file not found: {path}"], str(path))
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError([f"YAML syntax: {e}"], str(path)) from None
+    raw = load_yaml_file(path) or {}  # no aliases, at most 1 MiB (safe_yaml.py)
     if not isinstance(raw, dict):
         raise ConfigError(["<root>: must be a mapping of sections"], str(path))
     for key, value in (overrides or {}).items():
@@ -482,4 +481,4 @@ def _set_dotted(d: dict[str, Any], key: str, value: Any) -> None:
 
 def dump_config(cfg: ExperimentConfig) -> str:
     """The resolved configuration (defaults filled in) as YAML."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    return yaml.safe_dump(redact_obj(cfg.model_dump(mode="json")), sort_keys=False)  # no passwords (redact.py)
