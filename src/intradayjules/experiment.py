@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import ExperimentConfig
+from .rundir import check_name
 
 
 @dataclass
@@ -48,7 +49,7 @@ def resolve_path(cfg: ExperimentConfig, p: Path) -> Path:
 
 
 def run_dir(cfg: ExperimentConfig, name: str | None = None) -> Path:
-    d = resolve_path(cfg, cfg.workdir) / (name or cfg.name)
+    d = resolve_path(cfg, cfg.workdir) / check_name(name or cfg.name, "run name (--name)")
     d.mkdir(parents=True, exist_ok=True)
     return d
 
