@@ -4,11 +4,14 @@
 validation env for ``RiskCallback``, and an SB3 ``DQN`` with the config's hyperparameters (defaults: the
 original system's), then learns with a progress bar, periodic checkpoints and the risk callback. It writes
 into ``run_dir``: ``config.yaml`` (resolved), ``lineage.json`` (data fingerprint, feature key, versions),
-``model.zip`` (final), ``best_model.zip`` (best validation objective), ``checkpoints/``,
+``model.zip`` (final, signed: ``model.zip.hmac``) with ``model.bundle/`` (the same policy as JSON +
+safetensors, ``bundle.py``), ``best_model.zip`` (best validation objective), ``checkpoints/``,
 ``metrics.json`` (the callback's evaluations) and ``progress.csv`` (SB3 logger).
 
 Resume: ``train(..., resume_from=checkpoint_zip)`` reloads the model (and the replay buffer saved next to
 the newest checkpoint) and continues to ``total_timesteps`` without resetting the step counter.
+Checkpoints and the replay buffer are signed when written and verified before they are unpickled
+(``integrity.py``); an unsigned or altered one is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import ExperimentConfig, RiskConfig, dump_config
+from .export import save_model
+from .integrity import copy_weights, load_replay_buffer, load_sb3, save_replay_buffer_signed, save_signed, sig_path
 
 
 @dataclass
@@ -93,12 +98,11 @@ def checkpoint_callback(save_freq: int, path: Path, keep: int = 3):
             if self.num_timesteps % save_freq:
                 return True
             path.mkdir(parents=True, exist_ok=True)
-            self.model.save(path / f"dqn_{self.num_timesteps}_steps.zip")
-            tmp = path / "replay_buffer.tmp.pkl"
-            self.model.save_replay_buffer(tmp)
-            tmp.replace(path / "replay_buffer.pkl")
+            save_signed(self.model, path / f"dqn_{self.num_timesteps}_steps.zip")  # signed: integrity.py
+            save_replay_buffer_signed(self.model, path / "replay_buffer.pkl")
             for old in _checkpoints(path)[:-keep]:
                 old.unlink(missing_ok=True)
+                sig_path(old).unlink(missing_ok=True)
             return True
 
     return Checkpoint()
@@ -112,7 +116,7 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
           total_timesteps: int | None = None, progress_bar: bool = False, resume_from: str | Path | None = None,
           hooks: Sequence = (), extra_callbacks: Sequence = (), eval_sessions: int | None = None,
           tracker=None, init_weights_from: str | Path | None = None, objective_weights=None,
-          checkpoints: bool = True) -> TrainResult:
+          checkpoints: bool = True, trust_pickle: bool = False) -> TrainResult:
     """Train a DQN on ``prepared`` (``experiment.prepare``) and write the run directory.
 
     ``resume_from``: continue a run exactly (the checkpoint's hyperparameters, step count and replay
@@ -120,8 +124,9 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
     model's network weights (PBT exploit: the new hyperparameters take effect, the step count restarts
     from the saved one so schedules continue). ``objective_weights``: risk weights of the validation
     objective's composite (default ``cfg.risk.weights``); tuning fixes them so that trials which sample
-    the weights are still scored on one scale."""
-    from stable_baselines3 import DQN
+    the weights are still scored on one scale. ``trust_pickle``: resume from a checkpoint / replay
+    buffer that carries no signature (``agents/integrity.py``); a signature that does not match is
+    refused regardless."""
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.utils import set_random_seed
@@ -143,18 +148,16 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
     env.action_space.seed(cfg.agent.seed)
     eval_env = make_env(cfg, None, split="val", data=prepared.env_data)
     if resume_from is not None:
-        model = DQN.load(str(resume_from), env=env, device=device)
+        model = load_sb3(resume_from, trust_pickle=trust_pickle, env=env, device=device)  # verified or refused
         buf = _replay_buffer_for(Path(resume_from))
         if buf is not None:
-            model.load_replay_buffer(str(buf))
+            load_replay_buffer(model, buf, trust_pickle=trust_pickle)
     else:
         model = build_model(cfg, env, device)
         if init_weights_from is not None:
-            donor = DQN.load(str(init_weights_from), device=device)
-            model.set_parameters(donor.get_parameters(), exact_match=True, device=device)
-            model.num_timesteps = donor.num_timesteps
+            model.num_timesteps = copy_weights(model, init_weights_from, device)  # tensors only, no unpickling
             # an empty buffer: learning waits for learning_starts fresh transitions
-            model.learning_starts = donor.num_timesteps + cfg.agent.learning_starts
+            model.learning_starts = model.num_timesteps + cfg.agent.learning_starts
     logger = configure(str(run_dir), ["csv"])
     model.set_logger(logger)
 
@@ -181,7 +184,7 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
         risk_cb.evaluate(final=True)  # judge the final policy too (no stop rule, no hooks)
     logger.close()
     model_path = run_dir / "model.zip"
-    model.save(model_path)
+    save_model(model, model_path)  # signed zip + model.bundle/ (agents/export.py)
     best = run_dir / "best_model.zip"
     result = TrainResult(run_dir, model_path, best if best.exists() else None, int(model.num_timesteps),
                          risk_cb.stopped_early, risk_cb.history, wall, risk_cb.eval_seconds,
@@ -212,10 +215,9 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def load_model(path: str | Path, device: str = "cpu"):
-    from stable_baselines3 import DQN
-
-    return DQN.load(str(path), device=device)
+def load_model(path: str | Path, device: str = "cpu", trust_pickle: bool = False):
+    """An SB3 DQN from a zip this project wrote (signed); unsigned only with ``trust_pickle``."""
+    return load_sb3(path, trust_pickle=trust_pickle, device=device)
 
 
 def write_outputs(result: TrainResult, prepared, cfg: ExperimentConfig | None = None,

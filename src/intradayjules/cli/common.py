@@ -9,13 +9,14 @@ from rich.console import Console
 
 from ..config import ExperimentConfig, load_config
 from ..errors import IntradayJulesError
+from ..redact import redact_text
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {redact_text(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 

@@ -9,10 +9,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .. import rundir
 from ..errors import IntradayJulesError
 from .common import console, fail, load_or_exit
 
 PROFILES = ("off", "conservative", "balanced", "aggressive")
+TRUST_HELP = ("load an SB3 .zip / replay buffer that has no bundle or signature (it is unpickled: only for files "
+              "you made; a recorded digest must still match)")
 experiment_app = typer.Typer(help="Experiments that test a claim end to end.", no_args_is_help=True)
 
 
@@ -24,6 +27,7 @@ def train(
     name: str | None = typer.Option(None, "--name", help="run name (default: config name)"),
     resume: Path | None = typer.Option(None, "--resume", help="checkpoint .zip (or run dir) to continue"),
     no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
 ) -> None:
     """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
     from ..agents.dqn import latest_checkpoint, train as train_fn, with_risk_profile, write_outputs
@@ -40,19 +44,21 @@ def train(
             raise fail("no checkpoint found in that run directory", 2)
     tracker = _tracker(cfg, no_track)
     try:
-        with console.status("preparing data and features"):
-            prepared = prepare(cfg, data)
         out = run_dir(cfg, name)
-        console.print(f"training on {', '.join(prepared.env_data.symbols)} "
-                      f"(features: {'hit' if prepared.feature_hit else 'built'}), run dir {out}")
-        with tracker.run(name or cfg.name, cfg, prepared.lineage()) as run:
-            result = train_fn(prepared, out, cfg=cfg, total_timesteps=timesteps, progress_bar=sys.stderr.isatty(),
-                              resume_from=resume, tracker=run)
-            paths = write_outputs(result, prepared, cfg)
-            log_training_outputs(run, model_zip=result.model_path, torchscript=paths["torchscript"],
-                                 config_yaml=out / "config.yaml", feature_spec=paths["feature_spec"],
-                                 evaluation_json=paths["evaluation"])
-            run_id = getattr(run, "run_id", None)
+        with rundir.lock(out):  # one writer per run directory (rundir.py)
+            with console.status("preparing data and features"):
+                prepared = prepare(cfg, data)
+            console.print(f"training on {', '.join(prepared.env_data.symbols)} "
+                          f"(features: {'hit' if prepared.feature_hit else 'built'}), run dir {out}")
+            with tracker.run(name or cfg.name, cfg, prepared.lineage()) as run:
+                result = train_fn(prepared, out, cfg=cfg, total_timesteps=timesteps,
+                                  progress_bar=sys.stderr.isatty(), resume_from=resume, tracker=run,
+                                  trust_pickle=trust_pickle)
+                paths = write_outputs(result, prepared, cfg)
+                log_training_outputs(run, model_zip=result.model_path, torchscript=paths["torchscript"],
+                                     config_yaml=out / "config.yaml", feature_spec=paths["feature_spec"],
+                                     evaluation_json=paths["evaluation"])
+                run_id = getattr(run, "run_id", None)
     except IntradayJulesError as e:
         raise fail(str(e)) from None
     last = result.evaluations[-1] if result.evaluations else {}
@@ -82,6 +88,7 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="train|val|test"),
     data: Path | None = typer.Option(None, "--data"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
 ) -> None:
     """Backtest a model on held-out sessions under the realistic market model; print its statistics."""
     from ..evaluate.backtest import policy_from_model
@@ -91,7 +98,7 @@ def evaluate(
 
     cfg = load_or_exit(config)
     try:
-        policy_model = load_policy_model(model, cfg=cfg)
+        policy_model = load_policy_model(model, cfg=cfg, trust_pickle=trust_pickle)
         prepared = prepare(cfg, data)
         stats, _ = evaluate_policy(policy_from_model(policy_model), prepared, split)
     except (IntradayJulesError, FileNotFoundError, ValueError) as e:

@@ -21,21 +21,13 @@ REQUIRED_KEYS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", 
                  "avg_participation")
 
 
-def load_policy_model(ref: str | Path, device: str = "cpu", cfg: ExperimentConfig | None = None):
-    """An SB3 DQN from a ``.zip`` path, a run directory (its ``model.zip``) or ``models:/NAME@ALIAS``."""
-    from ..agents.dqn import load_model
+def load_policy_model(ref: str | Path, device: str = "cpu", cfg: ExperimentConfig | None = None,
+                      trust_pickle: bool = False):
+    """The policy of a bundle, run directory, ``.zip`` or ``models:/NAME@ALIAS``, verified and loaded
+    without unpickling (``track/loader.py``); an SB3 zip without a bundle only with ``trust_pickle``."""
+    from ..track.loader import load_policy
 
-    ref = str(ref)
-    if ref.startswith("models:/"):
-        from ..track import resolve_model_uri
-
-        return load_model(resolve_model_uri(ref, cfg=cfg), device=device)
-    p = Path(ref)
-    if p.is_dir():
-        p = p / "model.zip"
-    if not p.exists():
-        raise FileNotFoundError(f"model not found: {ref}")
-    return load_model(p, device=device)
+    return load_policy(ref, cfg=cfg, trust_pickle=trust_pickle, device=device)
 
 
 def evaluate_policy(policy, prepared, split: str = "test", cfg: ExperimentConfig | None = None,

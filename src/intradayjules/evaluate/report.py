@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..redact import redact_obj
+
 SECTIONS = ("equity", "metrics", "costs", "tiers", "training", "tuning", "lineage")
 METRIC_ROWS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "ulcer_index", "turnover", "n_trades",
                "win_rate", "profit_factor", "avg_holding_bars", "illiquid_trade_share", "illiquid_order_share",
@@ -29,7 +31,7 @@ def write_report_data(run_dir: str | Path, data: dict[str, Any]) -> Path:
     from .metrics import json_safe
 
     p = Path(run_dir) / "report_data.json"
-    p.write_text(json.dumps(json_safe(data), indent=1, default=str))
+    p.write_text(json.dumps(redact_obj(json_safe(data)), indent=1, default=str))  # no passwords (redact.py)
     return p
 
 
