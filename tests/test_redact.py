@@ -11,7 +11,8 @@ from intradayjules.redact import REDACTED, Redactor, RedactingStream, redact_obj
     ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
     ("postgresql://tune:p@ss@db/x", "postgresql://tune:***@db/x"),  # an unescaped '@' in the password
     ("http://tune:pw@127.0.0.1:5000", "http://tune:***@127.0.0.1:5000"),
-    ("storage: 'postgresql://a:b@h/x' and http://c:d@e:1/y end", "storage: 'postgresql://a:***@h/x' and http://c:***@e:1/y end"),
+    ("storage: 'postgresql://a:b@h/x' and http://c:d@e:1/y end",
+     "storage: 'postgresql://a:***@h/x' and http://c:***@e:1/y end"),
     ("https://h/x?sslmode=require&password=abc&token=t0k", "https://h/x?sslmode=require&password=***&token=***"),
 ])
 def test_passwords_are_redacted(text, expected):
@@ -35,7 +36,7 @@ def test_nested_objects_and_literal_secrets(tmp_path):
     assert cfg["tune"]["storage"].endswith("PASS@db/o")  # a copy: the original keeps the real value
     assert uri_password("postgresql://tune:p@ss@db/x") == "p@ss" and uri_password("sqlite:////x") is None
     r = Redactor([uri_password("postgresql://tune:S3cret@db/x"), None, ""])
-    assert r("connection to db failed: password S3cret rejected") == f"connection to db failed: password {REDACTED} rejected"
+    assert r("db: password S3cret rejected") == f"db: password {REDACTED} rejected"
     log = tmp_path / "log.txt"
     with open(log, "w") as f:
         RedactingStream(f, r).write("S3cret and http://x:y12@h\n")

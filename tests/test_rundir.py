@@ -76,4 +76,5 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path):
             pass
         other = subprocess.run([sys.executable, "-c", HOLDER.replace("time.sleep(60)", "pass"), str(d)], env=env,
                                capture_output=True, text=True, timeout=60)  # ... but not across processes
-        assert other.returncode != 0 and f"RunDirLocked: run directory {d} is in use by pid {os.getpid()}" in other.stderr
+        assert other.returncode != 0
+        assert f"RunDirLocked: run directory {d} is in use by pid {os.getpid()}" in other.stderr

@@ -162,7 +162,7 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
     model.set_logger(logger)
 
     risk_cb = RiskCallback(eval_env, cfg.risk, n_sessions=eval_sessions, best_model_path=run_dir / "best_model.zip",
-                           hooks=list(hooks), objective_weights=objective_weights)
+                           hooks=list(hooks), objective_weights=objective_weights, save_model=save_model)
     prev = run_dir / "metrics.json"
     if resume_from is not None and prev.exists():  # continue the same run: keep its history and best
         before = json.loads(prev.read_text())

@@ -3,7 +3,8 @@
 Importing this package does not import mlflow; see docs/tracking.md for the API. Entry points:
 ``resolve_tracking``, ``make_tracker`` / ``Tracker`` / ``NoOpTracker`` (runs, studies, trials),
 ``Lineage`` and ``flatten_config``, ``register_model``, ``resolve_model`` / ``load_policy`` (the one
-verified loader, ``loader.py``) / ``load_model`` / ``load_sb3`` (accept ``models:/NAME@ALIAS``), ``promote``, ``rerun_version``,
+verified loader, ``loader.py``) / ``load_model`` / ``load_sb3`` (accept ``models:/NAME@ALIAS``),
+``promote``, ``rerun_version``,
 ``log_training_outputs`` (standard artifact layout of a training run), and
 ``tune_callbacks.TrialTracking`` (nested trial runs as tune-layer callbacks).
 """

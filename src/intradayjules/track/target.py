@@ -76,8 +76,8 @@ def resolve_tracking(cfg: Any = None, workdir: str | Path | None = None, *,
     else:
         uri, source = f"sqlite:///{workdir / 'mlflow.db'}", "default"
     if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "uc")):
-        raise TrackingError(f"tracking URI {redact_uri(uri)!r} (from {source}): the MLflow file store is not supported; "
-                            f"use sqlite:///ABSOLUTE/path.db or http(s)://host:port")
+        raise TrackingError(f"tracking URI {redact_uri(uri)!r} (from {source}): the MLflow file store is not "
+                            "supported; use sqlite:///ABSOLUTE/path.db or http(s)://host:port")
     extra = {}
     if tcfg is not None:
         extra = dict(alias=tcfg.alias, connect_timeout_s=tcfg.connect_timeout_s,
