@@ -115,3 +115,18 @@ def test_key_file_must_be_private(tmp_path, monkeypatch):
     g.write_bytes(b"x")
     integrity.sign(g)  # creates the other key
     assert integrity.signature_state(f) == "invalid"
+
+
+def test_cli_train_resume_refuses_a_malicious_checkpoint(prepared_small, checkpointed, malicious, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from intradayjules.cli import app
+
+    run, ckpt = _copy_run(checkpointed[0], tmp_path / "run")
+    malicious.sb3_zip(ckpt, ckpt.with_name("dqn_9000_steps.zip"))  # the newest: what --resume RUN_DIR takes
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(prepared_small.cfg.model_dump(mode="json")))
+    r = CliRunner().invoke(app, ["train", "-c", str(cfg), "--resume", str(run), "--no-track", "--name", "resumed"])
+    assert r.exit_code != 0 and "has no signature" in r.output and "--trust-pickle" in r.output, r.output
+    assert not malicious.marker.exists()
