@@ -20,6 +20,11 @@ class ConfigError(IntradayJulesError):
         super().__init__(head + ":\n  " + "\n  ".join(self.problems))
 
 
+class IntegrityError(IntradayJulesError):
+    """A file's bytes do not match the digest (sha256 or HMAC) recorded when it was written or logged, or
+    no digest exists for a file that may only be loaded verified (a pickle)."""
+
+
 class DataError(IntradayJulesError):
     """Bar or reference data broke a validation rule.
 

@@ -105,6 +105,8 @@ def mlflow_server(tmp_path_factory) -> MlflowServer:
 def cartpole_zip(tmp_path_factory) -> Path:
     """A Stable-Baselines3 DQN trained for 300 steps on CartPole-v1 (seed 0), saved as a zip."""
     import gymnasium as gym
+
+    from intradayjules.agents.export import save_model
     import torch
     from stable_baselines3 import DQN
 
@@ -113,7 +115,7 @@ def cartpole_zip(tmp_path_factory) -> Path:
                 policy_kwargs={"net_arch": [32]}, device="cpu")
     model.learn(300)
     path = tmp_path_factory.mktemp("cartpole") / "dqn.zip"
-    model.save(path)
+    save_model(model, path)  # signed zip + dqn.bundle/ beside it, as the trainer writes them
     return path
 
 

@@ -5,10 +5,12 @@ with the data layer's real fingerprint function."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 
 import pandas as pd
 import pytest
 
+from intradayjules.agents.bundle import bundle_path_for
 from intradayjules.config import ExperimentConfig, SyntheticConfig, dump_config
 from intradayjules.track import (LineageMismatchError, NoOpTracker, TrackingUnreachableError, make_tracker,
                                  plan_rerun, register_model, resolve_model_uri)
@@ -46,6 +48,7 @@ def test_run_dir_upload_register_resolve_and_rerun_with_real_fingerprint(tracker
     out = tmp_path / "work" / "pipe"
     out.mkdir(parents=True)
     (out / "model.zip").write_bytes(cartpole_zip.read_bytes())
+    shutil.copytree(bundle_path_for(cartpole_zip), out / "model.bundle")  # what the trainer writes beside it
     (out / "config.yaml").write_text(dump_config(cfg))
     (out / "metrics.json").write_text("{}")
     with tracker.run("pipe", cfg, lineage) as run:
@@ -63,8 +66,10 @@ def test_run_dir_upload_register_resolve_and_rerun_with_real_fingerprint(tracker
     assert [m.value for m in tracker.client.get_metric_history(run.run_id, "risk/stopped")] == [0.0, 1.0]
     assert "note" not in r.data.metrics  # not a number: skipped with a warning, training goes on
 
-    # `models register RUN_ID` on a run that uploaded its run directory
+    # `models register RUN_ID` on a run that uploaded its run directory (model.zip and model.bundle/)
     v = register_model(tracker, run.run_id)
+    assert v.tags["intradayjules.bundle_sha256"] == hashlib.sha256(
+        (out / "model.bundle" / "manifest.json").read_bytes()).hexdigest()
     assert v.aliases == ["champion"] and v.tags["intradayjules.data_fingerprint"] == fp
     # evaluate --model models:/NAME@champion: the evaluator's call
     zip_path = resolve_model_uri(f"models:/{v.name}@champion", cfg=cfg)

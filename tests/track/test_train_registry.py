@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from intradayjules.config import ExperimentConfig, dump_config
 from intradayjules.track import (IntegrityError, Lineage, RegistryError, flatten_config, get_version, list_models,
                                  list_versions, load_model, load_sb3, promote, register_model, resolve_model,
                                  write_sha256_sidecar)
+
+from intradayjules.agents.export import save_model
 
 from .conftest import artifact_file_on_disk
 
@@ -44,7 +47,7 @@ def _train_with_tracking(tracker, tmp_path, steps=400, eval_every=100):
     model.learn(steps, callback=EvalLogger())
     out = tmp_path / "artifacts"
     out.mkdir()
-    model.save(out / "model.zip")
+    save_model(model, out / "model.zip")  # + model.zip.hmac and model.bundle/, as the trainer writes
     scripted = torch.jit.trace(model.q_net.q_net.eval(), torch.zeros(1, 4))
     scripted.save(str(out / "q_net.pt"))
     (out / "config.yaml").write_text(dump_config(cfg))
@@ -68,7 +71,9 @@ def test_train_run_params_metrics_artifacts_tags(tracker, tmp_path):
         assert r.data.tags[tag] == value
     assert len(r.data.tags["intradayjules.git_commit"]) == 40
     names = {a.path for a in tracker.client.list_artifacts(run.run_id)}
-    assert names == {"model.zip", "q_net.pt", "config.yaml", "evaluation.json", "report.md"}
+    assert names == {"model.zip", "model.zip.hmac", "model.bundle", "q_net.pt", "config.yaml", "evaluation.json",
+                     "report.md"}
+    names = names - {"model.bundle"} | {"model.bundle/manifest.json", "model.bundle/weights.safetensors"}
     # every artifact's sha256 is recorded in the tracking database and matches what comes back
     dl = tracker.download_run(run.run_id, "", tmp_path / "dl")
     for name in names:
@@ -113,7 +118,9 @@ def test_register_alias_load_evaluate(tracker, tmp_path):
             rets.append(total)
         return rets
 
-    loaded = load_sb3(tracker, f"models:/{name}@champion")
+    with pytest.raises(IntegrityError, match="trust_pickle"):
+        load_sb3(tracker, f"models:/{name}@champion")  # the SB3 object means unpickling: explicit trust only
+    loaded = load_sb3(tracker, f"models:/{name}@champion", trust_pickle=True)
     seeds = [0, 1, 2]
     ref = episode_returns(lambda o: model.predict(o, deterministic=True)[0], seeds)
     assert episode_returns(pyfunc.predict, seeds) == ref
@@ -169,7 +176,9 @@ def test_local_model_files_verified_by_sidecar(tmp_path, cartpole_zip):
     write_sha256_sidecar(p)
     assert resolve_model(None, str(p)).verified is True
     obs = np.zeros((3, 4), dtype=np.float32)
-    assert load_model(None, str(p)).predict(obs).shape == (3,)
+    with pytest.raises(IntegrityError, match="--trust-pickle"):  # a bare zip, no bundle beside it
+        load_model(None, str(p))
+    assert load_model(None, str(p), trust_pickle=True).predict(obs).shape == (3,)
     with open(p, "ab") as f:
         f.write(b"\0")
     with pytest.raises(IntegrityError):
@@ -215,18 +224,42 @@ def test_standard_training_layout_then_register_from_run_only(tracker, tmp_path)
     torch.testing.assert_close(scripted(x), model.q_net.q_net(x))
 
 
-def test_model_cache_is_verified_on_every_use(tracker, tmp_path, cartpole_zip):
+def test_model_cache_is_verified_on_every_use_and_heals(tracker, backend, tmp_path, cartpole_zip, request):
     import os
 
+    server = request.getfixturevalue("mlflow_server") if backend == "server" else None
     run = tracker.start_run("train")
     run.end()
     v = register_model(tracker, run.run_id, cartpole_zip)
     ref = f"models:/{v.name}@champion"
-    first = resolve_model(tracker, ref)
+    digest = v.tags["intradayjules.model_sha256"]
+    store_zip = artifact_file_on_disk(backend, tracker, run.run_id, "model/data/sb3/model.zip", server)
+    good = store_zip.read_bytes()
     cache = os.environ["INTRADAYJULES_MODEL_CACHE"]
-    assert str(first.zip_path).startswith(cache) and first.sha256 in str(first.zip_path)
-    assert resolve_model(tracker, ref).zip_path == first.zip_path  # served from the cache
-    with open(first.zip_path, "ab") as f:
-        f.write(b"tampered")
+    entry = Path(cache) / digest
+
+    # 1) the artifact store is corrupted before the first fetch: refused, and nothing enters the cache
+    store_zip.write_bytes(good + b"corrupt")
     with pytest.raises(IntegrityError):
         resolve_model(tracker, ref)
+    assert not entry.exists()
+    # ... the store is repaired: the next call fetches, verifies and caches it (it used to fail forever)
+    store_zip.write_bytes(good)
+    first = resolve_model(tracker, ref)
+    assert first.zip_path.is_relative_to(entry) and first.bundle_path is not None
+    assert resolve_model(tracker, ref).zip_path == first.zip_path  # served from the cache
+
+    # 2) a poisoned cache entry (the store is fine): detected on use, fetched again, healed
+    with open(first.zip_path, "ab") as f:
+        f.write(b"tampered")
+    healed = resolve_model(tracker, ref)
+    assert healed.zip_path == first.zip_path
+    assert hashlib.sha256(healed.zip_path.read_bytes()).hexdigest() == digest
+
+    # 3) cache and store both bad: refused, the bad entry is dropped rather than kept
+    with open(first.zip_path, "ab") as f:
+        f.write(b"tampered")
+    store_zip.write_bytes(good + b"corrupt")
+    with pytest.raises(IntegrityError):
+        resolve_model(tracker, ref)
+    assert not entry.exists()

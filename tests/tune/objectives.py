@@ -132,3 +132,16 @@ def device_probe(params: dict, cfg, reporter) -> float:
     time.sleep(0.3)
     reporter.report(1, 1.0)
     return 1.0
+
+
+def leaky(params: dict, cfg, reporter) -> float:
+    """Prints the tracking URI (with its password) to stdout and stderr, and fails every other trial with
+    an error message that contains it: what redaction of worker logs and trial errors must catch."""
+    import sys
+
+    print(f"connecting to {cfg.tracking.uri}")
+    print(f"warning: {cfg.tracking.uri} slow", file=sys.stderr)
+    if params["agent.batch_size"] in (32, 256):
+        raise RuntimeError(f"cannot log to {cfg.tracking.uri}")
+    reporter.report(1, 1.0)
+    return 1.0

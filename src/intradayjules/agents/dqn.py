@@ -8,6 +8,8 @@ does. What a training *run* writes (run directory, metrics, outputs, tracking) i
 
 Resume: ``learn(..., resume_from=checkpoint_zip)`` reloads the model (and the replay buffer saved next to
 the newest checkpoint) and continues to ``total_timesteps`` without resetting the step counter.
+Checkpoints and the replay buffer are signed when written and verified before they are unpickled
+(``integrity.py``); an unsigned or altered one is refused unless ``trust_pickle`` (unsigned only).
 ``init_weights_from``: a fresh model with ``cfg``'s hyperparameters that starts from a saved model's
 network weights (PBT exploit: the new hyperparameters take effect, the step count continues).
 """
@@ -27,6 +29,7 @@ from stable_baselines3.common.utils import set_random_seed
 from ..config import ExperimentConfig
 from ..env import EnvData, make_env
 from ..risk.shaping import wrap_from_config
+from .integrity import copy_weights, load_replay_buffer, load_sb3, save_replay_buffer_signed, save_signed, sig_path
 
 
 def configure_torch(threads: int, device: str = "auto") -> str:
@@ -72,12 +75,11 @@ class Checkpoint(BaseCallback):
         if self.num_timesteps % self.save_freq:
             return True
         self.path.mkdir(parents=True, exist_ok=True)
-        self.model.save(self.path / f"dqn_{self.num_timesteps}_steps.zip")
-        tmp = self.path / "replay_buffer.tmp.pkl"
-        self.model.save_replay_buffer(tmp)
-        tmp.replace(self.path / "replay_buffer.pkl")
+        save_signed(self.model, self.path / f"dqn_{self.num_timesteps}_steps.zip")  # signed: integrity.py
+        save_replay_buffer_signed(self.model, self.path / "replay_buffer.pkl")
         for old in _checkpoints(self.path)[:-self.keep]:
             old.unlink(missing_ok=True)
+            sig_path(old).unlink(missing_ok=True)
         return True
 
 
@@ -97,17 +99,20 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
-def load_model(path: str | Path, device: str = "cpu") -> DQN:
-    return DQN.load(str(path), device=device)
+def load_model(path: str | Path, device: str = "cpu", trust_pickle: bool = False) -> DQN:
+    """An SB3 DQN from a zip this project wrote (signed); unsigned only with ``trust_pickle``."""
+    return load_sb3(path, trust_pickle=trust_pickle, device=device)
 
 
 def learn(cfg: ExperimentConfig, env_data: EnvData, callbacks: Sequence[BaseCallback] = (), *,
           total_timesteps: int | None = None, log_dir: str | Path | None = None, progress_bar: bool = False,
-          resume_from: str | Path | None = None, init_weights_from: str | Path | None = None) -> DQN:
+          resume_from: str | Path | None = None, init_weights_from: str | Path | None = None,
+          trust_pickle: bool = False) -> DQN:
     """Train a DQN on ``env_data``'s training sessions with ``callbacks``; returns the model.
 
     Seeded (``agent.seed``: torch, numpy, the env and its action space), torch on ``agent.torch_threads``
-    threads and ``agent.device``. ``log_dir``: SB3's CSV logger (``progress.csv``)."""
+    threads and ``agent.device``. ``log_dir``: SB3's CSV logger (``progress.csv``). ``trust_pickle``:
+    resume from a checkpoint / replay buffer that carries no signature; a wrong signature is refused."""
     device = configure_torch(cfg.agent.torch_threads, cfg.agent.device)
     set_random_seed(cfg.agent.seed)
     total = int(total_timesteps or cfg.agent.total_timesteps)
@@ -115,18 +120,16 @@ def learn(cfg: ExperimentConfig, env_data: EnvData, callbacks: Sequence[BaseCall
     env.reset(seed=cfg.agent.seed)
     env.action_space.seed(cfg.agent.seed)
     if resume_from is not None:
-        model = DQN.load(str(resume_from), env=env, device=device)
+        model = load_sb3(resume_from, trust_pickle=trust_pickle, env=env, device=device)  # verified or refused
         buf = replay_buffer_for(Path(resume_from))
         if buf is not None:
-            model.load_replay_buffer(str(buf))
+            load_replay_buffer(model, buf, trust_pickle=trust_pickle)
     else:
         model = build_model(cfg, env, device)
         if init_weights_from is not None:
-            donor = DQN.load(str(init_weights_from), device=device)
-            model.set_parameters(donor.get_parameters(), exact_match=True, device=device)
-            model.num_timesteps = donor.num_timesteps
+            model.num_timesteps = copy_weights(model, init_weights_from, device)  # tensors only, no unpickling
             # an empty buffer: learning waits for learning_starts fresh transitions
-            model.learning_starts = donor.num_timesteps + cfg.agent.learning_starts
+            model.learning_starts = model.num_timesteps + cfg.agent.learning_starts
     logger: Any = configure(str(log_dir) if log_dir else None, ["csv"] if log_dir else [])
     model.set_logger(logger)
     try:

@@ -1,7 +1,13 @@
-"""Export a trained SB3 DQN's Q-network to TorchScript, for low-latency inference without SB3.
+"""Save and export a trained SB3 DQN: the signed SB3 zip, the safe policy bundle, TorchScript.
 
-The exported module maps a float32 observation batch ``[N, obs_dim]`` to greedy actions ``[N]`` (int64),
-exactly what ``DQN.predict(obs, deterministic=True)`` returns. ``q_values`` is exported too.
+``save_model(model, path)`` is what the trainer calls for its final model: ``path`` (the SB3 zip, signed
+with ``<zip>.hmac``, see ``integrity.py``) and, next to it, the policy bundle ``<stem>.bundle/``
+(``bundle.py``: JSON manifest + safetensors, loadable without unpickling), whose manifest records the
+zip's sha256.
+
+``export_torchscript``: the exported module maps a float32 observation batch ``[N, obs_dim]`` to greedy
+actions ``[N]`` (int64), exactly what ``DQN.predict(obs, deterministic=True)`` returns. ``q_values`` is
+exported too.
 """
 
 from __future__ import annotations
@@ -10,6 +16,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .bundle import bundle_path_for, export_bundle
+from .integrity import save_signed
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Save ``model`` as a signed SB3 zip at ``path`` plus its policy bundle ``<stem>.bundle/``."""
+    import hashlib
+
+    path = save_signed(model, path)
+    export_bundle(model, bundle_path_for(path), zip_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    return path
 
 
 def _greedy_module(model):

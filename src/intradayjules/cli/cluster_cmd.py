@@ -1,7 +1,10 @@
 """``intradayjules cluster head|join|status|stop``: spare machines as a Ray cluster (see docs/cluster.md).
 
 Every command runs ``ray`` with the same environment (token auth with the project's token file,
-usage stats off): see ``intradayjules.tune.cluster``. Also ``python -m intradayjules.cli.cluster_cmd``.
+usage stats off): see ``intradayjules.tune.cluster``. With ``--node-ip`` every port of the node binds to
+that address (``--no-pin-bind``: Ray's own all-interface binds). ``--block`` keeps the node in the
+foreground: Ctrl-C, SIGTERM or SIGHUP to this command stops the node it started (and only that one).
+Also ``python -m intradayjules.cli.cluster_cmd``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ app = typer.Typer(help="Run a Ray cluster on spare machines for `intradayjules t
                   no_args_is_help=True)
 
 TokenOpt = typer.Option(None, "--token-file", help="auth token file (default ~/.intradayjules/ray/auth_token)")
+PinOpt = typer.Option(True, "--pin-bind/--no-pin-bind",
+                      help="with --node-ip: bind every port of this node to that address only (default)")
 
 
 @app.command()
@@ -26,8 +31,9 @@ def head(
     num_cpus: int | None = typer.Option(None, "--num-cpus", min=0),
     num_gpus: int | None = typer.Option(None, "--num-gpus", min=0),
     temp_dir: str | None = typer.Option(None, "--temp-dir", help="Ray session files (default /tmp/ray)"),
-    block: bool = typer.Option(False, "--block", help="stay in the foreground; Ctrl-C stops the node"),
+    block: bool = typer.Option(False, "--block", help="stay in the foreground; Ctrl-C or SIGTERM stops the node"),
     token_file: Path | None = TokenOpt,
+    pin_bind: bool = PinOpt,
 ) -> None:
     """Start the head node (creates the auth token file if it does not exist)."""
     from ..tune import cluster
@@ -35,7 +41,7 @@ def head(
     try:
         tok = cluster.ensure_token(cluster.token_path(token_file))
         cmd = cluster.head_command(port, node_ip, num_cpus, num_gpus, temp_dir, block)
-        if _start(cmd, tok, block):
+        if _start(cmd, tok, block, node_ip if pin_bind else None):
             return
     except IntradayJulesError as e:
         raise fail(str(e)) from None
@@ -53,8 +59,9 @@ def join(
     num_cpus: int | None = typer.Option(None, "--num-cpus", min=0),
     num_gpus: int | None = typer.Option(None, "--num-gpus", min=0),
     temp_dir: str | None = typer.Option(None, "--temp-dir"),
-    block: bool = typer.Option(False, "--block", help="stay in the foreground; Ctrl-C stops the node"),
+    block: bool = typer.Option(False, "--block", help="stay in the foreground; Ctrl-C or SIGTERM stops the node"),
     token_file: Path | None = TokenOpt,
+    pin_bind: bool = PinOpt,
 ) -> None:
     """Join this machine to the cluster whose head is at HOST:PORT (needs the head's token file)."""
     from ..tune import cluster
@@ -62,7 +69,7 @@ def join(
     try:
         tok = cluster.ensure_token(cluster.token_path(token_file), create=False)
         cmd = cluster.join_command(address, node_ip, num_cpus, num_gpus, temp_dir, block)
-        if _start(cmd, tok, block):
+        if _start(cmd, tok, block, node_ip if pin_bind else None):
             return
     except IntradayJulesError as e:
         raise fail(str(e)) from None
@@ -99,26 +106,37 @@ def stop(force: bool = typer.Option(False, "--force", help="SIGKILL instead of S
     typer.echo(out)
 
 
-def _start(cmd: list[str], tok: Path, block: bool) -> bool:
+def _start(cmd: list[str], tok: Path, block: bool, bind_ip: str | None) -> bool:
     """Run a ``ray start`` command: in the foreground with ``--block`` (True once it ended), else detached."""
     from ..tune import cluster
 
     if block:
-        _foreground(cmd, tok)
+        _foreground(cmd, tok, bind_ip)
         return True
-    cluster.run_ray(cmd, tok)
+    cluster.run_ray(cmd, tok, bind_ip=bind_ip)
     return False
 
 
-def _foreground(cmd: list[str], tok: Path) -> None:
-    """``ray start --block`` in the foreground; Ctrl-C reaches it and it stops its node."""
-    import subprocess
+def _foreground(cmd: list[str], tok: Path, bind_ip: str | None) -> None:
+    """``ray start --block`` as a child in its own session; SIGINT (Ctrl-C), SIGTERM and SIGHUP to this
+    process stop it (``stop_node``: SIGTERM, which tears its node down, then SIGKILL of its group)."""
+    import signal
 
     from ..tune import cluster
 
+    proc = cluster.start_node(cmd, tok, bind_ip=bind_ip, log=None, foreground=True)
+
+    def stop(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     try:
-        code = subprocess.call(cmd, env=cluster.ray_env(tok, create_token=False))
+        code = proc.wait()
     except KeyboardInterrupt:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second signal must not cut it short
+            signal.signal(sig, signal.SIG_IGN)
+        cluster.stop_node(proc)
         code = 0
     raise typer.Exit(code)
 

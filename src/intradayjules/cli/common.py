@@ -10,6 +10,7 @@ from rich.console import Console
 
 from ..config import ExperimentConfig, apply_overrides, load_config, parse_set_options, resolve_config_ref
 from ..errors import IntradayJulesError
+from ..redact import redact_text
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -23,7 +24,7 @@ def set_option() -> list[str]:
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {redact_text(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 

@@ -149,14 +149,18 @@ def register(
                                      help="alias for the new version (default tracking.alias: champion; '-' for none)"),
     model: Path | None = typer.Option(None, "--model", help="SB3 zip to log into the run first"),
     algo: str = typer.Option("DQN", "--algo"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle",
+                                      help="--model has no model.bundle/ and no signature: export the bundle by "
+                                           "unpickling the zip (only for a file you made)"),
     config: Path | None = _CONFIG, workdir: Path | None = _WORKDIR, tracking_uri: str | None = _URI,
 ) -> None:
-    """Register the model of RUN_ID as a new version (pyfunc flavour) and set its alias."""
+    """Register the model of RUN_ID as a new version (pyfunc flavour, with its policy bundle) and set its alias."""
     from ..track import register_model
 
     tracker = _tracker(config, workdir, tracking_uri)
     use_alias = None if alias == "-" else (alias or "")
-    v = _run(lambda: register_model(tracker, run_id, model, name=name, alias=use_alias, algo=algo))
+    v = _run(lambda: register_model(tracker, run_id, model, name=name, alias=use_alias, algo=algo,
+                                    trust_pickle=trust_pickle))
     console.print(f"registered {v.name} v{v.version} from run {run_id}"
                   + (f"; aliases: {', '.join(v.aliases)}" if v.aliases else ""), highlight=False)
 

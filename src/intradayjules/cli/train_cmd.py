@@ -9,10 +9,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .. import rundir
 from ..config import PROFILE_NAMES
 from ..errors import IntradayJulesError
 from .common import console, fail, load_or_exit, set_option
 
+TRUST_HELP = ("load an SB3 .zip / replay buffer that has no bundle or signature (it is unpickled: only for files "
+              "you made; a recorded digest must still match)")
 experiment_app = typer.Typer(help="Experiments that test a claim end to end.", no_args_is_help=True)
 
 
@@ -25,6 +28,7 @@ def train(
     name: str | None = typer.Option(None, "--name", help="run name (default: config name)"),
     resume: Path | None = typer.Option(None, "--resume", help="checkpoint .zip (or run dir) to continue"),
     no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
 ) -> None:
     """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
     from ..agents.dqn import latest_checkpoint
@@ -42,13 +46,15 @@ def train(
             raise fail("no checkpoint found in that run directory", 2)
     tracker = _tracker(cfg, no_track)
     try:
-        with console.status("preparing data and features"):
-            prepared = prepare(cfg, data)
         out = run_dir(cfg, name)
-        console.print(f"training on {', '.join(prepared.env_data.symbols)} "
-                      f"(features: {'hit' if prepared.feature_hit else 'built'}), run dir {out}")
-        done = training_run(prepared, out, cfg=cfg, tracker=tracker, name=name or cfg.name,
-                            total_timesteps=timesteps, progress_bar=sys.stderr.isatty(), resume_from=resume)
+        with rundir.lock(out):  # one writer per run directory (rundir.py)
+            with console.status("preparing data and features"):
+                prepared = prepare(cfg, data)
+            console.print(f"training on {', '.join(prepared.env_data.symbols)} "
+                          f"(features: {'hit' if prepared.feature_hit else 'built'}), run dir {out}")
+            done = training_run(prepared, out, cfg=cfg, tracker=tracker, name=name or cfg.name,
+                                total_timesteps=timesteps, progress_bar=sys.stderr.isatty(), resume_from=resume,
+                                trust_pickle=trust_pickle)
         result, paths, run_id = done.result, done.paths, done.run_id
     except IntradayJulesError as e:
         raise fail(str(e)) from None
@@ -80,6 +86,7 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="train|val|test"),
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
 ) -> None:
     """Backtest a model on held-out sessions under the realistic market model; print its statistics."""
     from ..agents.policy import policy_from_model
@@ -90,7 +97,7 @@ def evaluate(
 
     cfg = load_or_exit(config, set_)
     try:
-        policy_model = load_policy_model(model, cfg=cfg)
+        policy_model = load_policy_model(model, cfg=cfg, trust_pickle=trust_pickle)
         prepared = prepare(cfg, data)
         stats, _ = evaluate_policy(policy_from_model(policy_model), prepared.env_data, cfg, split)
     except (IntradayJulesError, FileNotFoundError, ValueError) as e:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
+from ..safe_yaml import load_yaml_file
 from .overrides import set_dotted
 from .schema import ExperimentConfig, config_from_dict
 
@@ -17,10 +16,7 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
     path = Path(path)
     if not path.exists():
         raise ConfigError([f"file not found: {path}"], str(path))
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError([f"YAML syntax: {e}"], str(path)) from None
+    raw = load_yaml_file(path) or {}  # no anchors/aliases, at most 1 MiB (safe_yaml.py)
     if not isinstance(raw, dict):
         raise ConfigError(["<root>: must be a mapping of sections"], str(path))
     for key, value in (overrides or {}).items():

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..redact import redact_obj
 from .profiles import PROFILE_NAMES, RISK_PROFILES
 
 
@@ -317,8 +318,9 @@ class TuneConfig(Section):
     n_trials: int = Field(16, ge=1)
     workers: int = Field(0, ge=0, description="0 = all local cores")
     pruner: Literal["median", "hyperband", "none"] = Field("median", description="Optuna pruner")
-    sampler_seed: int = Field(42, description="TPE seed (worker i uses seed + i)")
-    storage: str | None = Field(None, description="Optuna storage: RDB URL or journal file (None: runs/tune/<study>/journal.log)")
+    sampler_seed: int = Field(42, description="TPE seed; each trial samples with a seed made from it and its number")
+    storage: str | None = Field(None, description="Optuna storage: RDB URL or journal file (None: runs/tune/<study>/"
+                                                  "journal.log); its password is redacted in all output")
     study_name: str | None = Field(None, description="None: the config name")
     n_seeds: int = Field(1, ge=1)
     trial_timesteps: int = Field(20_000, ge=1)
@@ -441,4 +443,4 @@ def config_from_dict(data: dict[str, Any] | None, source: str | None = None) -> 
 
 def dump_config(cfg: ExperimentConfig) -> str:
     """The resolved configuration (defaults filled in) as YAML."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    return yaml.safe_dump(redact_obj(cfg.model_dump(mode="json")), sort_keys=False)  # no passwords (redact.py)

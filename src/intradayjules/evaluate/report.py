@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..redact import redact_obj
 from .metrics import json_safe
 
 SECTIONS = ("equity", "metrics", "costs", "tiers", "training", "tuning", "lineage")
@@ -29,7 +30,7 @@ COLORS = {"model": "#1f77b4", "baseline": "#d62728"}
 
 def write_report_data(run_dir: str | Path, data: dict[str, Any]) -> Path:
     p = Path(run_dir) / "report_data.json"
-    p.write_text(json.dumps(json_safe(data), indent=1, default=str))
+    p.write_text(json.dumps(redact_obj(json_safe(data)), indent=1, default=str))  # no passwords (redact.py)
     return p
 
 

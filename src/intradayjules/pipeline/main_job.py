@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import rundir
 from ..config import ExperimentConfig, apply_overrides, dump_config, with_risk_profile
 from ..errors import IntradayJulesError
 from ..evaluate.report import equity_from_daily, render_report, write_report_data
@@ -73,6 +74,15 @@ def _eval_summary(stats: dict, res) -> dict:
 
 def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = None, address: str | None = None,
              track: bool | None = None, progress: Progress | None = None) -> MainResult:
+    """The main job (module docstring). The run directory is locked for its whole duration: a second
+    run of the same config refuses with the holder's pid instead of writing into the same directory."""
+    with rundir.lock(run_dir(cfg)):
+        return _run_main(cfg, data_path=data_path, backend=backend, address=address, track=track,
+                         progress=progress)
+
+
+def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = None, address: str | None = None,
+              track: bool | None = None, progress: Progress | None = None) -> MainResult:
     say = progress or (lambda stage, msg: None)
     track = cfg.tracking.enabled if track is None else track
     timings: dict[str, float] = {}

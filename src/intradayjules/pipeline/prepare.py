@@ -25,6 +25,7 @@ from ..env import EnvData, prepare as env_prepare, session_splits
 from ..features.pipeline import compute_features, feature_spec
 from ..features.scaler import Scaler
 from ..features.store import FeatureStore
+from ..rundir import check_name
 
 
 @dataclass
@@ -57,7 +58,7 @@ def resolve_path(cfg: ExperimentConfig, p: Path) -> Path:
 
 
 def run_dir(cfg: ExperimentConfig, name: str | None = None) -> Path:
-    d = resolve_path(cfg, cfg.workdir) / (name or cfg.name)
+    d = resolve_path(cfg, cfg.workdir) / check_name(name or cfg.name, "run name (--name)")
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -3,7 +3,7 @@
 ``train(prepared, run_dir, cfg=...)`` trains a DQN (``agents.dqn.learn``) with the ``RiskCallback``
 (validation, best model, early stopping) and checkpoints, and writes the run directory:
 ``config.yaml`` (resolved), ``lineage.json`` (data fingerprint, feature key, versions), ``model.zip``
-(final), ``best_model.zip`` (best validation objective), ``checkpoints/``, ``metrics.json`` (the
+(final, signed, with ``model.bundle/``: the pickle-free policy, ``agents/bundle.py``), ``best_model.zip`` (best validation objective), ``checkpoints/``, ``metrics.json`` (the
 callback's evaluations, rewritten at each evaluation so a crash keeps them) and ``progress.csv``.
 
 ``write_outputs`` adds what a run ships besides the SB3 zip: ``policy.pt`` (TorchScript greedy policy),
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agents.dqn import Checkpoint, learn, load_model
-from ..agents.export import export_torchscript
+from ..agents.export import export_torchscript, save_model
 from ..agents.policy import policy_from_model
 from ..config import ExperimentConfig, dump_config
 from ..env import make_env
@@ -56,7 +56,7 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
           total_timesteps: int | None = None, progress_bar: bool = False, resume_from: str | Path | None = None,
           hooks: Sequence = (), extra_callbacks: Sequence = (), eval_sessions: int | None = None,
           run: Any = None, init_weights_from: str | Path | None = None, objective_weights=None,
-          checkpoints: bool = True) -> TrainResult:
+          checkpoints: bool = True, trust_pickle: bool = False) -> TrainResult:
     """Train on ``prepared`` and write the run directory (module docstring).
 
     ``resume_from``: continue a run exactly (the checkpoint's hyperparameters, step count and replay
@@ -73,7 +73,7 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
     (run_dir / "lineage.json").write_text(json.dumps(prepared.lineage(), indent=2))
     eval_env = make_env(cfg, None, split="val", data=prepared.env_data)
     risk_cb = RiskCallback(eval_env, cfg.risk, n_sessions=eval_sessions, best_model_path=run_dir / "best_model.zip",
-                           hooks=list(hooks), objective_weights=objective_weights)
+                           hooks=list(hooks), objective_weights=objective_weights, save_model=save_model)
     prev = run_dir / "metrics.json"
     if resume_from is not None and prev.exists():  # continue the same run: keep its history and best
         before = json.loads(prev.read_text())
@@ -89,12 +89,13 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
                  *extra_callbacks]
     t0 = time.perf_counter()
     model = learn(cfg, prepared.env_data, callbacks, total_timesteps=total_timesteps, log_dir=run_dir,
-                  progress_bar=progress_bar, resume_from=resume_from, init_weights_from=init_weights_from)
+                  progress_bar=progress_bar, resume_from=resume_from, init_weights_from=init_weights_from,
+                  trust_pickle=trust_pickle)
     wall = time.perf_counter() - t0
     if not risk_cb.history or risk_cb.history[-1]["timesteps"] < model.num_timesteps:
         risk_cb.evaluate(final=True)  # judge the final policy too (no stop rule, no hooks)
     model_path = run_dir / "model.zip"
-    model.save(model_path)
+    save_model(model, model_path)  # signed zip + model.bundle/ (agents/export.py)
     best = run_dir / "best_model.zip"
     result = TrainResult(run_dir, model_path, best if best.exists() else None, int(model.num_timesteps),
                          risk_cb.stopped_early, risk_cb.history, wall, risk_cb.eval_seconds,

@@ -74,13 +74,14 @@ class RiskCallback(BaseCallback):
     def __init__(self, eval_env, risk: RiskConfig, *, eval_freq: int | None = None,
                  n_sessions: int | None = None, best_model_path: str | Path | None = None,
                  hooks: Sequence[EvalHook] = (), objective_risk_bps: float = OBJECTIVE_RISK_BPS,
-                 objective_weights=None, verbose: int = 0):
+                 objective_weights=None, verbose: int = 0, save_model=None):
         super().__init__(verbose)
         self.eval_env = eval_env
         self.risk = risk
         self.eval_freq = int(eval_freq or risk.eval_freq)
         self.sessions = pick_sessions(eval_env.unwrapped.session_dates(), n_sessions or risk.eval_episodes)
         self.best_model_path = Path(best_model_path) if best_model_path else None
+        self.save_model = save_model or (lambda model, path: model.save(path))  # (model, path); agents/export.py
         self.hooks = list(hooks)
         self.objective_risk_bps = objective_risk_bps
         self.objective_weights = objective_weights
@@ -110,7 +111,7 @@ class RiskCallback(BaseCallback):
             self.best_objective = m["eval/objective"]
             self.best_step = self.num_timesteps
             if self.best_model_path is not None:
-                self.model.save(self.best_model_path)
+                self.save_model(self.model, self.best_model_path)
         m["eval/best_objective"] = self.best_objective
         self.history.append(m)
         for k, v in m.items():

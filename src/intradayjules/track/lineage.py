@@ -8,7 +8,8 @@ Nothing here imports mlflow. Conventions:
 - ``sha256_file`` hashes file bytes (hex digest, lower case), streamed in 1 MiB blocks.
 - ``flatten_config`` turns a nested config mapping into ``{"agent.learning_rate": "0.0001", ...}``:
   dotted keys, scalars as ``str``, lists/dicts as compact JSON, ``None`` as ``"None"``; MLflow params
-  are strings, so this is what is logged and what is compared.
+  are strings, so this is what is logged and what is compared. URI passwords are redacted
+  (``redact.py``), here and in ``Lineage.config``: neither params nor ``lineage/config.json`` carry one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import __version__
-from ..errors import IntradayJulesError
+from ..errors import IntegrityError
+from ..redact import redact_obj, redact_text
 
 # Tag names (run tags and model version tags). Stable: the registry and rerun read them back.
 TAG_PREFIX = "intradayjules."
@@ -33,10 +35,8 @@ TAG_FEATURE_KEY = TAG_PREFIX + "feature_store_key"
 TAG_FEATURE_VERSION = TAG_PREFIX + "feature_version"
 TAG_CONFIG_SHA256 = TAG_PREFIX + "config_sha256"
 TAG_MODEL_SHA256 = TAG_PREFIX + "model_sha256"
-
-
-class IntegrityError(IntradayJulesError):
-    """An artifact's bytes do not match the sha256 recorded when it was logged (tampered or corrupt)."""
+TAG_BUNDLE_SHA256 = TAG_PREFIX + "bundle_sha256"    # sha256 of the policy bundle's manifest.json
+TAG_MLMODEL_SHA256 = TAG_PREFIX + "mlmodel_sha256"  # sha256 of the pyfunc model's MLmodel file
 
 
 def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
@@ -95,7 +95,7 @@ def flatten_config(cfg: Any, prefix: str = "") -> dict[str, str]:
         if isinstance(v, Mapping) and v:
             out.update(flatten_config(v, key + "."))
         else:
-            out[key] = _param_value(v)
+            out[key] = redact_text(_param_value(v))
     return out
 
 
@@ -121,7 +121,7 @@ class Lineage:
                 repo_path: str | Path | None = None, **extra: str) -> "Lineage":
         """Lineage of the current process: git state and package version filled in automatically."""
         commit, dirty = git_state(repo_path)
-        config = cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else cfg
+        config = redact_obj(cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else cfg)
         return cls(config=config, data_fingerprint=data_fingerprint, feature_store_key=feature_store_key,
                    feature_version=feature_version, git_commit=commit, git_dirty=dirty,
                    package_version=package_version(), extra={k: str(v) for k, v in extra.items()})
@@ -166,7 +166,7 @@ class Lineage:
     def from_tags(cls, tags: Mapping[str, str], config: dict[str, Any] | None = None) -> "Lineage":
         dirty = tags.get(TAG_GIT_DIRTY)
         known = {TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_PACKAGE_VERSION, TAG_DATA_FINGERPRINT, TAG_FEATURE_KEY,
-                 TAG_FEATURE_VERSION, TAG_CONFIG_SHA256, TAG_MODEL_SHA256}
+                 TAG_FEATURE_VERSION, TAG_CONFIG_SHA256, TAG_MODEL_SHA256, TAG_BUNDLE_SHA256, TAG_MLMODEL_SHA256}
         extra = {k[len(TAG_PREFIX):]: v for k, v in tags.items() if k.startswith(TAG_PREFIX) and k not in known}
         return cls(config=config, data_fingerprint=tags.get(TAG_DATA_FINGERPRINT),
                    feature_store_key=tags.get(TAG_FEATURE_KEY), feature_version=tags.get(TAG_FEATURE_VERSION),

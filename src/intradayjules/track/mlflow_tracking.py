@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..procs import pid_alive as _pid_alive
+from ..redact import redact_text, redact_uri
 from .lineage import TAG_PREFIX, Lineage, flatten_config, sha256_file
 from .target import (TrackingError, TrackingTarget, TrackingUnreachableError, _sqlite_artifacts,  # noqa: F401
                      check_reachable, resolve_tracking)
@@ -109,13 +110,13 @@ class Run:
     # -- logging
     def log_params(self, params: Mapping[str, Any]) -> None:
         mlflow = _mlflow()
-        items = [mlflow.entities.Param(str(k), str(v)) for k, v in params.items()]
+        items = [mlflow.entities.Param(str(k), redact_text(str(v))) for k, v in params.items()]  # no passwords
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.tracker.client.log_batch(self.run_id, params=items[i:i + MAX_PARAMS_PER_BATCH])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         mlflow = _mlflow()
-        items = [mlflow.entities.RunTag(str(k), str(v)) for k, v in tags.items() if v is not None]
+        items = [mlflow.entities.RunTag(str(k), redact_text(str(v))) for k, v in tags.items() if v is not None]
         for i in range(0, len(items), MAX_PARAMS_PER_BATCH):
             self.tracker.client.log_batch(self.run_id, tags=items[i:i + MAX_PARAMS_PER_BATCH])
 
@@ -250,7 +251,8 @@ class Tracker:
 
     @property
     def uri(self) -> str:
-        return self.target.uri
+        """The tracking URI as it may be shown (password redacted); ``target.uri`` connects."""
+        return redact_uri(self.target.uri)
 
     @property
     def client(self):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IntradayJulesError
+from ..redact import redact_uri
 
 
 class TrackingError(IntradayJulesError):
@@ -48,7 +49,8 @@ def _sqlite_artifacts(uri: str) -> str | None:
         return None
     db = Path(uri[len("sqlite:///"):])
     if not db.is_absolute():
-        raise TrackingError(f"tracking URI {uri!r}: the sqlite path must be absolute (sqlite:////abs/path.db)")
+        raise TrackingError(f"tracking URI {redact_uri(uri)!r}: the sqlite path must be absolute "
+                            "(sqlite:////abs/path.db)")
     return (db.parent / "mlartifacts").as_uri()
 
 
@@ -74,8 +76,8 @@ def resolve_tracking(cfg: Any = None, workdir: str | Path | None = None, *,
     else:
         uri, source = f"sqlite:///{workdir / 'mlflow.db'}", "default"
     if uri.startswith("file:") or "://" not in uri and not uri.startswith(("databricks", "uc")):
-        raise TrackingError(f"tracking URI {uri!r} (from {source}): the MLflow file store is not supported; "
-                            f"use sqlite:///ABSOLUTE/path.db or http(s)://host:port")
+        raise TrackingError(f"tracking URI {redact_uri(uri)!r} (from {source}): the MLflow file store is not "
+                            "supported; use sqlite:///ABSOLUTE/path.db or http(s)://host:port")
     extra = {}
     if tcfg is not None:
         extra = dict(alias=tcfg.alias, connect_timeout_s=tcfg.connect_timeout_s,
@@ -88,20 +90,22 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     """Fail fast, with a clear message, when ``uri`` cannot be used: a server that does not answer
     ``GET /health`` within ``timeout`` seconds, or a sqlite database whose folder cannot be written."""
     if uri.startswith(("http://", "https://")):
-        url = uri.rstrip("/") + "/health"
+        url, auth = _split_userinfo(uri.rstrip("/") + "/health")
+        shown = redact_uri(uri)
+        req = urllib.request.Request(url, headers={"Authorization": auth} if auth else {})
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (http only)
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http only)
                 body = resp.read(64).decode(errors="replace").strip()
                 if resp.status != 200:
-                    raise TrackingUnreachableError(f"MLflow server {uri}: GET /health answered {resp.status}")
+                    raise TrackingUnreachableError(f"MLflow server {shown}: GET /health answered {resp.status}")
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", e)
             raise TrackingUnreachableError(
-                f"MLflow tracking server {uri} is unreachable ({reason}). Start the server, point "
+                f"MLflow tracking server {shown} is unreachable ({reason}). Start the server, point "
                 "tracking.uri / MLFLOW_TRACKING_URI at a running one, or pass --no-track."
             ) from None
         if body and body.upper() != "OK":
-            raise TrackingUnreachableError(f"{url} answered {body!r}, not OK: is this an MLflow server?")
+            raise TrackingUnreachableError(f"{shown}/health answered {body!r}, not OK: is this an MLflow server?")
     elif uri.startswith("sqlite:///"):
         db = Path(uri[len("sqlite:///"):])
         try:
@@ -110,3 +114,20 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             raise TrackingError(f"tracking database folder {db.parent} cannot be created: {e}") from None
         if not os.access(db.parent, os.W_OK):
             raise TrackingError(f"tracking database folder {db.parent} is not writable")
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """``http://user:pw@host/x`` -> (``http://host/x``, ``"Basic ..."``); urllib cannot take the user
+    info in the URL itself (MLflow's client sends it as basic auth, so the health check does too)."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    cred = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    return urlunsplit(parts._replace(netloc=netloc)), "Basic " + base64.b64encode(cred).decode()

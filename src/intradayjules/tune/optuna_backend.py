@@ -5,16 +5,34 @@ Storage: by default a ``JournalFileBackend`` file ``<workdir>/tune/<study>/journ
 Each finished trial is appended to the storage the moment it ends, so killing a worker, or the whole
 command, loses no completed trial; ``resume=True`` continues until ``n_trials`` trials have *finished*
 (complete + pruned + failed). A trial whose worker died is marked FAIL with user attribute
-``interrupted`` and does not count. Worker ``i`` samples with ``TPESampler(seed=sampler_seed + i)``
-(exactly seed 42 for the sequential baseline) and ``constant_liar`` when there are several workers.
+``interrupted`` and does not count.
+
+Sampling: each trial gets its own ``TPESampler`` seed, :func:`trial_seed` of (``sampler_seed``, the
+trial's number, the worker's index), with ``constant_liar`` when there are several workers. A resumed
+study (after a kill, or to a larger budget) therefore continues the seed sequence instead of replaying
+it: re-seeding every worker with ``sampler_seed + i`` made TPE's random start-up trials repeat earlier
+configurations exactly. A sequential run (one worker) is reproducible from ``sampler_seed``.
+
+Journal: a write torn by a killed process or a full disk left a partial last line, and the next append
+glued a record onto it, after which Optuna could not read the journal at all (with an error naming no
+file). :func:`recover_journal` (run by :func:`open_storage`) keeps every complete record up to the
+first bad line, after copying the damaged file to ``journal.log.corrupt-<time>``; appends first cut a
+torn tail so one torn write cannot spoil the records after it.
+
+Workers get their job through a pipe (stdin), not a file others could write: ``worker_<i>.json`` in the
+run directory is a copy for people, with passwords redacted (``redact.py``), and the worker's own output
+is redacted too. Callbacks are named by import path (``tune.callbacks``); no pickle is passed between
+processes. One coordinator per study directory at a time (``rundir.lock``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,8 +42,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..procs import pid_alive as _pid_alive
+from .. import rundir
 from ..config import ExperimentConfig
+from ..procs import pid_alive as _pid_alive
+from ..redact import REDACTED, Redactor, RedactingStream, redact_obj, redact_text, uri_password
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .space import SearchSpace
 from .trial import (
@@ -44,6 +64,7 @@ from .trial import (
 
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
+STORAGE_ENV = "INTRADAYJULES_TUNE_STORAGE"  # a worker started by hand: the storage URL with its password
 
 
 class _Interrupted(BaseException):
@@ -91,23 +112,105 @@ def _flock_lock(path: str) -> Any:
     return FlockLock(path)
 
 
+def _first_bad_record(path: Path) -> tuple[int, int, int] | None:
+    """(line number, byte offset, records after it) of the journal's first line that is not one complete
+    JSON record ending in a newline; None when every line is good."""
+    offset = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            ok = line.endswith(b"\n")
+            if ok:
+                try:
+                    ok = isinstance(json.loads(line), dict)
+                except ValueError:
+                    ok = False
+            if not ok:
+                return number, offset, sum(1 for _ in f)
+            offset += len(line)
+    return None
+
+
+def recover_journal(path: str | Path) -> str | None:
+    """Make a damaged journal readable again: copy it to ``<file>.corrupt-<time>``, then truncate it after
+    the last complete record before the first bad line. Returns what was done (None: nothing to do).
+    Hold the journal's lock (``open_storage`` does) so no worker appends meanwhile."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    bad = _first_bad_record(path)
+    if bad is None:
+        return None
+    line, offset, after = bad
+    size = path.stat().st_size
+    backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    shutil.copy2(path, backup)
+    with open(path, "r+b") as f:
+        f.truncate(offset)
+        f.flush()
+        os.fsync(f.fileno())
+    msg = (f"Optuna journal {path}: line {line} is not a complete record (a torn write); kept the {line - 1} "
+           f"records before it, dropped {size - offset} bytes ({after} later line(s)); the damaged file is "
+           f"backed up at {backup}")
+    log.warning(msg)
+    return msg
+
+
+def _journal_backend(path: Path) -> Any:
+    """``JournalFileBackend`` with the flock lock, whose appends first cut a torn tail (see module doc)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    class RepairingJournal(JournalFileBackend):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            text = "\n".join(json.dumps(entry, separators=(",", ":")) for entry in logs) + "\n"
+            with self._lock_guard():
+                with open(self._file_path, "r+b") as f:
+                    end = f.seek(0, os.SEEK_END)
+                    if end:
+                        f.seek(end - 1)
+                        if f.read(1) != b"\n":  # a torn write before us: cut it, keep the good records
+                            recover_journal(self._file_path)
+                with open(self._file_path, "ab") as f:
+                    f.write(text.encode("utf-8"))
+                    f.flush()
+                    os.fsync(f.fileno())
+
+        def _lock_guard(self):
+            from optuna.storages.journal._file import get_lock_file
+
+            return get_lock_file(self._lock)
+
+    return RepairingJournal(str(path), lock_obj=_flock_lock(str(path)))
+
+
 def open_storage(spec: str) -> Any:
     import optuna
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend
 
     if spec.startswith("journal:"):
         path = Path(spec[len("journal:") :])
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=_flock_lock(str(path))))
+        lock = _flock_lock(str(path))
+        lock.acquire()
+        try:
+            recover_journal(path)
+        finally:
+            lock.release()
+        try:
+            return JournalStorage(_journal_backend(path))
+        except Exception as e:  # noqa: BLE001 - Optuna's own errors do not name the file
+            raise TuneError(f"Optuna journal {path} cannot be read: {type(e).__name__}: {e}") from None
     if spec.startswith("sqlite"):
         return RDBStorage(spec, engine_kwargs={"connect_args": {"timeout": 30}})
+    if REDACTED in spec.split("@")[0]:
+        raise TuneError(f"--storage {spec}: the password was redacted (a job file is a copy for people); give "
+                        f"the worker its job on stdin (--job-stdin) or the full URL in ${STORAGE_ENV}")
     try:
         return RDBStorage(spec)
     except (ImportError, ModuleNotFoundError) as e:  # a database driver is missing
-        raise TuneError(f"--storage {spec}: {e}") from None
-    except optuna.exceptions.StorageInternalError as e:  # pragma: no cover - needs a real DB
-        raise TuneError(f"--storage {spec}: cannot connect: {e}") from None
+        raise TuneError(f"--storage {redact_text(spec)}: {redact_text(str(e))}") from None
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy/Optuna connection errors: one line, no password
+        raise TuneError(f"--storage {redact_text(spec)}: cannot connect: {type(e).__name__}: "
+                        f"{redact_text(str(e))[:500]}") from None
 
 
 def make_pruner(kind: str) -> Any:
@@ -120,6 +223,19 @@ def make_pruner(kind: str) -> Any:
     if kind == "none":
         return optuna.pruners.NopPruner()
     raise TuneError(f"unknown pruner {kind!r} (median, hyperband, none)")
+
+
+def trial_seed(base: int, number: int, worker: int = 0) -> int:
+    """The sampler seed of trial ``number`` (asked by worker ``worker``): a 31-bit hash of all three, so
+    every trial of a study, resumed or not, samples from its own stream."""
+    digest = hashlib.blake2b(f"{int(base)}:{int(number)}:{int(worker)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (2**31 - 1)
+
+
+def make_sampler(base: int, number: int, worker: int, n_workers: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=trial_seed(base, number, worker), constant_liar=n_workers > 1)
 
 
 # ---------------------------------------------------------------------------------- bookkeeping
@@ -216,17 +332,15 @@ def _worker_main(job: dict[str, Any]) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = ExperimentConfig.model_validate(job["cfg"])
+    redactor = Redactor([uri_password(job["storage"]), uri_password(cfg.tracking.uri)])
+    sys.stdout = RedactingStream(sys.stdout, redactor)  # the log files carry no password
+    sys.stderr = RedactingStream(sys.stderr, redactor)
     space = SearchSpace.from_config(cfg.tune)
     trial_fn = load_callable(cfg.tune.trial_fn)
-    extra = []
-    if (Path(job["run_dir"]) / "callbacks.pkl").exists():
-        import pickle
-
-        extra = pickle.loads((Path(job["run_dir"]) / "callbacks.pkl").read_bytes())
-    callbacks = make_callbacks(cfg, extra)
+    callbacks = make_callbacks(cfg)  # factories named by import path; nothing is unpickled
     storage = open_storage(job["storage"])
-    sampler = optuna.samplers.TPESampler(seed=job["seed"], constant_liar=job["n_workers"] > 1)
-    study = optuna.load_study(study_name=job["study"], storage=storage, sampler=sampler,
+    study = optuna.load_study(study_name=job["study"], storage=storage,
+                              sampler=make_sampler(job["seed"], 0, job["index"], job["n_workers"]),
                               pruner=make_pruner(job["pruner"]))
     run_dir = Path(job["run_dir"])
     lock = FileLock(str(run_dir / "ask.lock")) if job["storage"].startswith("journal:") else contextlib.nullcontext()
@@ -237,15 +351,17 @@ def _worker_main(job: dict[str, Any]) -> None:
             c = count_trials(study)
             if c["finished"] + c["running"] >= job["n_trials"]:
                 break
+            number = len(study.get_trials(deepcopy=False))  # the number ask() gives (the lock is held)
+            study.sampler = make_sampler(job["seed"], number, job["index"], job["n_workers"])
             trial = study.ask()
             trial.set_user_attr("host", HOST)
             trial.set_user_attr("pid", os.getpid())
             trial.set_user_attr("worker", job["index"])
-        _run_one(study, trial, space, cfg, trial_fn, callbacks, run_dir, job)
+        _run_one(study, trial, space, cfg, trial_fn, callbacks, run_dir, job, redactor)
 
 
 def _run_one(study: Any, trial: Any, space: SearchSpace, cfg: ExperimentConfig, trial_fn: Any,
-             callbacks: list[Any], run_dir: Path, job: dict[str, Any]) -> None:
+             callbacks: list[Any], run_dir: Path, job: dict[str, Any], redactor: Redactor | None = None) -> None:
     from optuna.trial import TrialState
 
     tid = f"{job['study']}/{trial.number}"
@@ -271,11 +387,12 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, cfg: ExperimentConfig, 
         fire(callbacks, "on_trial_end", tid, params, FAILED, None)
         raise SystemExit(143)
     except Exception as e:  # noqa: BLE001 - any trial error is recorded, the search goes on
-        reason = f"{type(e).__name__}: {e}"
+        clean = redactor or redact_text
+        reason = clean(f"{type(e).__name__}: {e}")
         trial.set_user_attr("fail_reason", reason[:2000])
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         trial_dir.mkdir(parents=True, exist_ok=True)
-        (trial_dir / "error.log").write_text(traceback.format_exc())
+        (trial_dir / "error.log").write_text(clean(traceback.format_exc()))
         study.tell(trial, state=TrialState.FAIL)
         fire(callbacks, "on_trial_end", tid, params, FAILED, None)
     else:
@@ -307,14 +424,15 @@ def run_optuna(
     pruner: str | None = None,
     resume: bool = False,
     progress: bool = True,
-    callbacks: list[Any] | None = None,
 ) -> TuneResult:
     """Run (or resume) a study with ``workers`` processes until ``n_trials`` trials have finished.
 
-    Workers are ``python -m intradayjules.tune.optuna_backend JOB.json`` processes (logs in
-    ``run_dir/logs``); on another machine the same command joins an RDB-backed study.
-    ``callbacks`` must be picklable (they are sent to the worker processes). Ctrl-C stops the workers,
+    Workers are ``python -m intradayjules.tune.optuna_backend JOB.json --job-stdin`` processes (logs in
+    ``run_dir/logs``); on another machine ``python -m intradayjules.tune.optuna_backend JOB.json`` joins an
+    RDB-backed study (with ``$INTRADAYJULES_TUNE_STORAGE`` holding the storage URL when it has a
+    password). Trial callbacks are factories named in ``tune.callbacks``. Ctrl-C stops the workers,
     marks their running trials interrupted and raises ``KeyboardInterrupt``; ``resume=True`` continues.
+    A second coordinator of the same study directory is refused (:class:`~intradayjules.rundir.RunDirLocked`).
     """
     import optuna
 
@@ -327,7 +445,17 @@ def run_optuna(
     pruner = pruner or tc.pruner
     name = study or tc.study_name or cfg.name
     run_dir = run_dir_for(cfg, name, "optuna")
+    with rundir.lock(run_dir):
+        return _run_locked(cfg, run_dir, name, workers, n_trials, storage, pruner, resume, progress)
+
+
+def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n_trials: int,
+                storage: str | None, pruner: str, resume: bool, progress: bool) -> TuneResult:
+    import optuna
+
+    tc = cfg.tune
     spec = storage_spec(storage or tc.storage, run_dir)
+    shown = redact_text(spec)
     SearchSpace.from_config(tc)  # fail fast on a bad space
     load_callable(tc.trial_fn)  # ... and on a bad trial_fn path
     gpus: list[str | None] = [None] * workers
@@ -340,10 +468,10 @@ def run_optuna(
     st = open_storage(spec)
     exists = name in optuna.study.get_all_study_names(st)
     if exists and not resume:
-        raise TuneError(f"study {name!r} already exists in {spec}; pass --resume to continue it "
+        raise TuneError(f"study {name!r} already exists in {shown}; pass --resume to continue it "
                         "or choose another --study")
     if not exists and resume:
-        raise TuneError(f"--resume: no study {name!r} in {spec}")
+        raise TuneError(f"--resume: no study {name!r} in {shown}")
     if exists:
         s = optuna.load_study(study_name=name, storage=st)
         sd = optuna.study.StudyDirection
@@ -351,7 +479,11 @@ def run_optuna(
         if s.direction != want:
             raise TuneError(f"study {name!r} was created to {s.direction.name.lower()}, config says {tc.direction}")
     else:
-        s = optuna.create_study(study_name=name, storage=st, direction=tc.direction)
+        try:
+            s = optuna.create_study(study_name=name, storage=st, direction=tc.direction)
+        except optuna.exceptions.DuplicatedStudyError:
+            raise TuneError(f"study {name!r} was just created in {shown} by another process running the same "
+                            "search; wait for it, or pass --resume to join it") from None
         s.set_user_attr("trial_fn", tc.trial_fn)
     write_config(cfg, run_dir)
     reap_orphans(s)
@@ -363,20 +495,16 @@ def run_optuna(
     procs = []
     logs = run_dir / "logs"
     logs.mkdir(exist_ok=True)
-    if callbacks:
-        import pickle
-
-        (run_dir / "callbacks.pkl").write_bytes(pickle.dumps(list(callbacks)))
-    else:
-        (run_dir / "callbacks.pkl").unlink(missing_ok=True)
     t0 = time.perf_counter()
     for i in range(workers):
-        job = dict(base, index=i, seed=tc.sampler_seed + i, gpu=gpus[i])
+        job = dict(base, index=i, seed=tc.sampler_seed, gpu=gpus[i])
         job_file = run_dir / f"worker_{i}.json"
-        job_file.write_text(json.dumps(job))
+        job_file.write_text(json.dumps(redact_obj(job)))  # a copy for people: no password
         with open(logs / f"worker_{i}.log", "ab") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", __name__, str(job_file)],
-                                          stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+            p = subprocess.Popen([sys.executable, "-m", __name__, str(job_file), "--job-stdin"],
+                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
+        procs.append(p)
+        _send_job(p, job)
     (run_dir / "workers.json").write_text(json.dumps([{"index": i, "pid": p.pid} for i, p in enumerate(procs)]))
 
     display = _Progress(name, n_trials, workers, enabled=progress)
@@ -408,6 +536,24 @@ def run_optuna(
         raise TuneError(f"study {name!r} stopped at {result.n_finished}/{n_trials} finished trials "
                         f"(workers died: {sorted(reported_dead)}); run again with --resume")
     return result
+
+
+def _send_job(proc: subprocess.Popen, job: dict[str, Any]) -> None:
+    """The full job (with credentials) through the worker's stdin pipe, then EOF."""
+    try:
+        proc.stdin.write(json.dumps(job).encode())
+        proc.stdin.close()
+    except BrokenPipeError:  # the worker died at start-up; the coordinator reports its exit code
+        pass
+
+
+def read_job(argv: list[str]) -> dict[str, Any]:
+    """The worker's job: from stdin with ``--job-stdin``, else the JOB.json file, with
+    ``$INTRADAYJULES_TUNE_STORAGE`` (when set) as its storage."""
+    job = json.loads(sys.stdin.read() if "--job-stdin" in argv else Path(argv[1]).read_text())
+    if os.environ.get(STORAGE_ENV):
+        job["storage"] = os.environ[STORAGE_ENV]
+    return job
 
 
 def _stop(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
@@ -500,4 +646,4 @@ class _Progress:
 
 
 if __name__ == "__main__":
-    _worker_main(json.loads(Path(sys.argv[1]).read_text()))
+    _worker_main(read_job(sys.argv))

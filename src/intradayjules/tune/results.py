@@ -10,6 +10,8 @@ from typing import Any
 
 from ..config import ExperimentConfig, dump_config
 from ..errors import IntradayJulesError
+from ..redact import redact_text
+from ..rundir import check_name
 
 
 class TuneError(IntradayJulesError):
@@ -39,12 +41,13 @@ class TuneResult:
 
     def write(self) -> Path:
         path = Path(self.run_dir) / "summary.json"
-        path.write_text(json.dumps(asdict(self), indent=2, default=str))
+        path.write_text(redact_text(json.dumps(asdict(self), indent=2, default=str)))  # storage URL password
         return path
 
 
 def run_dir_for(cfg: ExperimentConfig, study: str, backend: str) -> Path:
     """Absolute ``<workdir>/tune/<study>`` (Ray: ``<workdir>/tune_ray``'s experiment folder sits inside)."""
+    check_name(study, "study name (--study / tune.study_name)")
     base = Path(cfg.workdir)
     if not base.is_absolute():
         base = Path(os.getcwd()) / base
