@@ -1,7 +1,7 @@
 """Bars in, canonical validated bars out: loaders, validation, sessions, tiers, synthetic market."""
 
 from .bars import CANONICAL_COLUMNS, LoadReport
-from .loaders import Bars, bars_from_frame, load_bars
+from .loaders import Bars, bar_source, bars_from_frame, load_bars
 from .tiers import TIERS, liquidity_tiers, tier_as_of, tier_of
 
 __all__ = ["CANONICAL_COLUMNS", "Bars", "LoadReport", "TIERS", "bars_from_frame", "liquidity_tiers",
@@ -21,10 +21,11 @@ def load_data(cfg, path=None):
     if src is None:
         market = generate(cfg.data.synthetic, calendar=cfg.data.calendar)
         return market.bars, market.universe
-    if src.is_dir() and (src / "universe.parquet").exists() and (src / "bars.parquet").exists():
+    bars_path, universe_path = bar_source(src)
+    if universe_path is not None:
         import pandas as pd
 
-        return load_bars(src / "bars.parquet", cfg.data), pd.read_parquet(src / "universe.parquet")
+        return load_bars(bars_path, cfg.data), pd.read_parquet(universe_path)
     return load_bars(src, cfg.data), None
 
 
