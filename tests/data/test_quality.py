@@ -133,3 +133,21 @@ def test_summary_coverage_ignores_filled_bars(feed):
     assert s["coverage"] == pytest.approx((25 * 8 + 25 * 78) / (50 * 78))
     # the sparse sessions are filled to 78 bars (segments run from 09:30 of the first to 15:55 of the last)
     assert len(bars.frame) == 50 * 78 and np.isclose(s["stale_share"], 25 * 70 / (50 * 78))
+
+
+def test_daily_dollar_volume_matches_a_groupby(synthetic_market):
+    from intradayjules.data.tiers import daily_dollar_volume
+
+    f = synthetic_market.bars.frame
+    ref = (f.assign(dv=f["close"] * f["volume"]).groupby(["symbol", "session"])
+           .agg(dollar_volume=("dv", "sum"), volume=("volume", "sum"), bars=("stale", "size"),
+                stale_bars=("stale", "sum")).reset_index())
+    for frame in (f, f.sample(frac=1.0, random_state=0)):  # canonical order, and any order
+        got = daily_dollar_volume(frame)
+        assert list(got.columns) == list(ref.columns)
+        np.testing.assert_array_equal(got["symbol"].astype(str), ref["symbol"].astype(str))
+        np.testing.assert_array_equal(got["session"].to_numpy(), ref["session"].to_numpy())
+        for c in ("dollar_volume", "volume"):
+            np.testing.assert_allclose(got[c], ref[c], rtol=1e-12)
+        np.testing.assert_array_equal(got["bars"], ref["bars"])
+        np.testing.assert_array_equal(got["stale_bars"], ref["stale_bars"])

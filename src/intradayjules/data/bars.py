@@ -274,18 +274,24 @@ def staleness(vol: np.ndarray, t: np.ndarray, sym: np.ndarray) -> tuple[np.ndarr
     """``stale`` (volume <= 0) and ``secs_since_trade`` for arrays sorted by symbol, time."""
     stale = vol <= 0
     n = len(vol)
-    starts = np.ones(n, dtype=bool)
+    idx = np.int32 if n < 2**31 else np.int64
+    group_start = np.arange(n, dtype=idx)
     if n > 1:
-        starts[1:] = sym[1:] != sym[:-1]
-    ar = np.arange(n)
-    group_start = np.maximum.accumulate(np.where(starts, ar, 0))
-    last = np.maximum.accumulate(np.where(~stale, ar, -1))
-    del ar
-    last = np.where(last >= group_start, last, -1)
+        group_start[1:][sym[1:] == sym[:-1]] = 0
+    np.maximum.accumulate(group_start, out=group_start)
+    last = np.arange(n, dtype=idx)
+    last[stale] = -1
+    np.maximum.accumulate(last, out=last)
+    none = last < group_start  # no trade yet in this symbol
     del group_start
-    secs = np.full(n, np.nan)
-    ok = last >= 0
-    secs[ok] = (t[ok] - t[last[ok]]) / 1e9
+    last[none] = 0
+    d = np.take(t, last)
+    del last
+    np.subtract(t, d, out=d)
+    secs = d.astype(np.float64)
+    del d
+    secs /= 1e9
+    secs[none] = np.nan
     return stale, secs
 
 

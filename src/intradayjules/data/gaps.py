@@ -99,7 +99,7 @@ def fill_gaps(cols: dict[str, np.ndarray], symbols: list[str], files: list[str],
             n_fill_in += n_new - int(whole.sum())
         n_fill_sess += len(filled_missing)
         grids.append(grid)
-        gsess.append(gs)
+        gsess.append(gs.astype(np.int32))
         positions.append(pos + out_len)
         out_len += len(grid)
     report.filled_stale += n_fill_in
@@ -111,30 +111,43 @@ def fill_gaps(cols: dict[str, np.ndarray], symbols: list[str], files: list[str],
     return GapResult(_apply(cols, grids, gsess, positions, out_len), coverage)
 
 
+def _gather(parts: list[np.ndarray], n: int, dtype) -> np.ndarray:
+    """Concatenate ``parts`` into one array, freeing each part as soon as it is copied."""
+    out = np.empty(n, dtype)
+    k = 0
+    for i in range(len(parts)):
+        p = parts[i]
+        out[k:k + len(p)] = p
+        k += len(p)
+        parts[i] = None  # type: ignore[call-overload]
+    parts.clear()
+    return out
+
+
 def _apply(cols, grids, gsess, positions, n_out) -> dict[str, np.ndarray]:
     """Scatter the input rows into the grid; missing rows carry the previous close, volume 0."""
-    pos = np.concatenate(positions)
-    positions.clear()
+    n_in = sum(len(p) for p in positions)
+    pos = _gather(positions, n_in, np.int64)
     present = np.zeros(n_out, bool)
     present[pos] = True
-    last = np.maximum.accumulate(np.where(present, np.arange(n_out), 0))  # every symbol starts with a real bar
-    out: dict[str, np.ndarray] = {}
-    out["t"] = np.concatenate(grids)
-    grids.clear()
-    out["sess"] = np.concatenate(gsess).astype(np.int32)
-    gsess.clear()
+    idx = np.int32 if n_out < 2**31 else np.int64
+    last = np.arange(n_out, dtype=idx)
+    last[~present] = 0
+    np.maximum.accumulate(last, out=last)  # every symbol starts with a real bar
+    out: dict[str, np.ndarray] = {"t": _gather(grids, n_out, np.int64), "sess": _gather(gsess, n_out, np.int32)}
     sym = np.empty(n_out, cols["sym"].dtype)
     sym[pos] = cols.pop("sym")
     out["sym"] = sym[last]
+    del sym
     close = np.empty(n_out)
-    close[pos] = cols["close"]
+    close[pos] = cols.pop("close")
     close = close[last]
     for c in ("open", "high", "low"):
         x = np.empty(n_out)
         x[pos] = cols.pop(c)
-        out[c] = np.where(present, x, close)
+        np.copyto(x, close, where=~present)
+        out[c] = x
     out["close"] = close
-    cols.pop("close")
     v = np.zeros(n_out)
     v[pos] = cols.pop("volume")
     out["volume"] = v
