@@ -232,3 +232,31 @@ def test_config_accepts_good_calendars_and_bars():
         DataConfig(calendar="XNSY")
     with pytest.raises(ValueError, match="bar"):
         SyntheticConfig(bar="fivemin")
+
+
+def test_in_memory_frames_take_the_same_path(synthetic_market):
+    from intradayjules.data import bars_from_frame
+
+    f = synthetic_market.bars.frame
+    again = bars_from_frame(f[["timestamp", "symbol", "open", "high", "low", "close", "volume"]])
+    pd.testing.assert_frame_equal(again.frame, f)
+    bad = f[["timestamp", "symbol", "open", "high", "low", "close", "volume"]].copy()
+    bad.iloc[5, bad.columns.get_loc("close")] = np.inf
+    with pytest.raises(DataError) as e:
+        bars_from_frame(bad)
+    assert (e.value.rule, e.value.line, e.value.column) == ("not_finite", 6, "close")
+
+
+def test_symbol_filter_keeps_only_those_symbols(tmp_path):
+    long = pd.concat([session_bars("2025-06-02", n=6).assign(symbol=s) for s in ("aaa", "BBB", "Ccc")])
+    bars = load_bars(write_csv(long, tmp_path / "long.csv"), symbols=["ccc", "AAA"])
+    assert bars.symbols == ["AAA", "CCC"] and len(bars.frame) == 12
+
+
+@pytest.mark.parametrize("opt, value", [("--timezone", "Mars/Base"), ("--calendar", "XXXX"), ("--bar", "7 parsecs")])
+def test_data_validate_refuses_bad_options_without_a_traceback(tmp_path, opt, value):
+    from intradayjules.cli import app
+
+    path = write_csv(session_bars("2025-06-02", n=6), tmp_path / "A.csv")
+    res = runner.invoke(app, ["data", "validate", path, opt, value])
+    assert res.exit_code == 2 and opt in res.output and "Traceback" not in res.output, res.output

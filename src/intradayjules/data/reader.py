@@ -362,10 +362,15 @@ def read_frame(df: pd.DataFrame, *, label: str, tz: str) -> FileArrays:
     cols = map_columns(list(df.columns), label)
     arrays = {}
     for c in cols.source:
+        col = df[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):  # UTC instants, tagged (pyarrow's own path warns in pandas 3)
+            utc = col.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+            arrays[c] = pa.array(utc, type=pa.timestamp("ns", tz="UTC"), mask=np.isnat(utc))
+            continue
         try:
-            arrays[c] = pa.array(df[c], from_pandas=True)
+            arrays[c] = pa.array(col, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            arrays[c] = pa.array(df[c].astype("string"), from_pandas=True)
+            arrays[c] = pa.array(col.astype("string"), from_pandas=True)
     batch = pa.RecordBatch.from_pydict(arrays)
     return _read(lambda: iter([batch]), cols, label, 1, tz, None, None, lambda first_rows: len(df))
 
