@@ -78,6 +78,8 @@ RETURN_COLUMNS = ("ret", "retx", "dlret", "dlretx")
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 MODEL_FIELDS = ("prc", "ret", "retx", "vol", "shrout", "shrcd", "exchcd", "cfacpr", "cfacshr", "ticker")
 NOT_APPLICABLE = -1.0  # SHRCD/EXCHCD of rows from a file without that column: the filter is skipped
+__all__ = ["MISSING_RETURN_CODES", "CrspData", "compound_returns", "eligibility_reasons", "is_performance_delisting",
+           "permno_for", "read_crsp", "ticker_spells"]
 PERIODS_PER_YEAR = {"daily": 252, "monthly": 12}
 MONTHLY_TRADING_DAYS = 21
 

@@ -148,7 +148,7 @@ def validate_file(fa: FileArrays, cfg: DataConfig, report: LoadReport, file_inde
     return Part(cols, fa.symbols, file_index)
 
 
-def merge_parts(parts: list[Part], files: list[str], label: str) -> tuple[dict[str, np.ndarray], list[str]]:
+def merge_parts(parts: list[Part], files: list[str]) -> tuple[dict[str, np.ndarray], list[str]]:
     """One sorted array set with global symbol codes; a symbol's bar in two files at one time is an error."""
     symbols = sorted({s for p in parts for s in p.symbols})
     code = {s: i for i, s in enumerate(symbols)}
@@ -156,7 +156,7 @@ def merge_parts(parts: list[Part], files: list[str], label: str) -> tuple[dict[s
     for p in parts:
         remap = np.array([code[s] for s in p.symbols] or [0], np.int32)
         p.cols["sym"] = remap[p.cols["sym"]]
-        p.cols["file"] = np.full(len(p.cols["t"]), p.file_index, np.int16)
+        p.cols["file"] = np.full(len(p.cols["t"]), p.file_index, np.int32)
         for k, v in p.cols.items():
             out.setdefault(k, []).append(v)
         p.cols = {}
@@ -169,7 +169,8 @@ def merge_parts(parts: list[Part], files: list[str], label: str) -> tuple[dict[s
         ss = sym[order]
         if ((ss[1:] == ss[:-1]) & (ts[1:] <= ts[:-1])).any():
             order = np.lexsort((t, sym))
-        cols = {k: v[order] for k, v in cols.items()}
+        del ts, ss
+        _take(cols, order)
         sym, t = cols["sym"], cols["t"]
         dup = np.flatnonzero((sym[1:] == sym[:-1]) & (t[1:] == t[:-1]))
         if len(dup):
@@ -200,7 +201,7 @@ def load_bars(path: str | Path, cfg: DataConfig | None = None, **overrides) -> B
         parts.append(validate_file(fa, cfg, report, i))
         del fa
         release_memory()
-    cols, symbols = merge_parts(parts, report.files, str(path))
+    cols, symbols = merge_parts(parts, report.files)
     if len(cols["t"]) == 0:
         raise DataError("no bars left (check data.symbols)", file=str(path), rule="empty")
     return finish(cols, symbols, cfg, report, str(path))
@@ -213,7 +214,7 @@ def bars_from_frame(df: pd.DataFrame, cfg: DataConfig | None = None, label: str 
     report = LoadReport(files=[label], rows_read=len(df))
     check_timezone(fa, cfg.timezone, cfg.calendar)
     part = validate_file(fa, cfg, report, 0)
-    cols, symbols = merge_parts([part], [label], label)
+    cols, symbols = merge_parts([part], [label])
     if len(cols["t"]) == 0:
         raise DataError("no bars", file=label, rule="empty")
     return finish(cols, symbols, cfg, report, label)

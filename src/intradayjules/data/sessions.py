@@ -248,7 +248,7 @@ def resample(df: pd.DataFrame, bar: pd.Timedelta, sched: pd.DataFrame, sess: np.
     """DataFrame wrapper of :func:`resample_arrays` (columns symbol, timestamp, OHLCV; sorted)."""
     codes, uniq = pd.factorize(df["symbol"], sort=True)
     cols = {"sym": codes, "sess": np.asarray(sess), "t": df["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64"),
-            "line": np.zeros(len(df), np.int64), "file": np.zeros(len(df), np.int16)}
+            "line": np.zeros(len(df), np.int64), "file": np.zeros(len(df), np.int32)}
     for c in ("open", "high", "low", "close", "volume"):
         cols[c] = df[c].to_numpy(dtype=float)
     out = resample_arrays(cols, bar, open_close_ns(sched)[0])

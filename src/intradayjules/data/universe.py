@@ -15,10 +15,12 @@ A universe is a long table ``date, permno, ticker, mktcap, adv, tier`` (one row 
      rebalance date (the first grid date of each month, or every date) - names leaving between
      rebalances are not replaced until the next one.
 * **A membership file** (:func:`membership_universe`, :func:`read_membership`): spells ``permno`` (or
-  ``id``) or ``ticker``, ``start``, ``end`` (inclusive; empty = open), e.g. an index's constituent
-  history. Ticker spells are resolved to PERMNOs by date range (:func:`intradayjules.data.crsp.ticker_spells`),
-  so a reused ticker resolves to whichever company carried it during the spell. Conditions 1, 3 and 4 still
-  apply (one cannot hold a name before its first price or after it delisted).
+  ``id``) or ``ticker``, ``start``, ``end`` (inclusive; empty = open; common aliases such as
+  ``ticker,start_date,end_date`` accepted, ``MEMBER_ALIASES``), e.g. an index's constituent history.
+  Ticker spells are resolved to PERMNOs by date range (:func:`intradayjules.data.crsp.ticker_spells`), so a
+  reused ticker resolves to whichever company carried it during the spell; spells that match no price data
+  are listed with examples in ``Universe.notes``. Conditions 1, 3 and 4 still apply (one cannot hold a name
+  before its first price or after it delisted).
 
 Every member carries ``adv`` = mean of ``|PRC| x VOL`` over its last ``TierConfig.adv_window_days`` rows
 strictly before ``d`` (at least ``min_history_days``) and ``tier = tiers.tier_of(adv)``: the same
@@ -27,7 +29,8 @@ thresholds as the intraday tiers. Nothing on or after ``d`` enters the row for `
 Exits: :func:`delisting_events` lists delistings as :class:`DelistingEvent`; :func:`apply_delisting` is
 the one rule that turns a held position into cash on delisting (value at the day's last price times
 ``1 + DLRET``); :func:`exits` lists the names that leave between two dates and why. The daily backtest in
-``evaluate/survivorship.py`` uses them, and the intraday environment is to call them as well.
+``evaluate/survivorship.py`` uses them; ``pit.pit_status`` turns them into per-session arrays for the
+intraday environment.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ import pandas as pd
 
 from ..config import CrspConfig, TierConfig
 from ..errors import DataError
-from .crsp import CrspData, _dates, _numeric, _read_table, ticker_spells
+from .crsp import CrspData, ticker_spells
+from .crsp_parse import _dates, _numeric, _read_table
 from .tiers import tier_of
 
 UNIVERSE_COLUMNS = ["date", "permno", "ticker", "mktcap", "adv", "tier"]
