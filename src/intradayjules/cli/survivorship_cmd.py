@@ -23,7 +23,10 @@ def _group() -> None:
 
 @app.command()
 def report(
-    crsp: Path = typer.Option(..., "--crsp", help="CRSP stock file or directory (stock files + *delist* file)"),
+    crsp: Path = typer.Option(..., "--crsp", "--prices",
+                              help="CRSP stock file or directory (stock files + *delist* file)"),
+    members: Path | None = typer.Option(None, "--members", help="membership spells (CSV/Parquet: permno or ticker, "
+                                        "start, end): the point-in-time universe; survivors = the end date's members"),
     start: str | None = typer.Option(None, "--start", help="first date, YYYY-MM-DD (default: data start)"),
     end: str | None = typer.Option(None, "--end", help="last date, YYYY-MM-DD (default: data end)"),
     config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML (crsp, data.tiers)"),
@@ -34,6 +37,7 @@ def report(
     import pandas as pd
 
     from ..data.crsp import read_crsp
+    from ..data.universe import read_membership
     from ..evaluate.survivorship import survivorship_report
 
     cfg = load_or_exit(config)
@@ -44,22 +48,27 @@ def report(
         raise fail(f"bad date: {err}", 2) from None
     try:
         data = read_crsp(crsp, cfg.crsp)
-        rep = survivorship_report(data, cfg.crsp, cfg.data.tiers, start=s, end=e, top_n=top_n)
+        rep = survivorship_report(data, cfg.crsp, cfg.data.tiers, start=s, end=e, top_n=top_n,
+                                  members=read_membership(members) if members is not None else None)
     except DataError as err:
         raise fail(escape(str(err)), 1) from None
     st = rep.stats
-    table = Table(title=f"survivorship: {crsp} ({st['start']} to {st['end']}, {st['periods']} {st['freq']} periods)")
+    table = Table(title=f"survivorship: {crsp} ({st['start']} to {st['end']}, {st['periods']} {st['freq']} periods; "
+                        f"universe: {st['universe']})")
     for col in ("portfolio", "ann. return", "max drawdown", "names"):
         table.add_column(col, justify="left" if col == "portfolio" else "right")
     table.add_row("point-in-time + delisting returns", f"{st['pit_ann']:+.2%}", f"{st['pit_mdd']:.2%}",
                   f"{st['pit_mean_members']:.1f} avg")
-    table.add_row("survivors only", f"{st['survivors_ann']:+.2%}", f"{st['survivors_mdd']:.2%}",
-                  str(st["n_survivors"]))
+    table.add_row("survivors only" if members is None else "end-date members, backfilled", f"{st['survivors_ann']:+.2%}",
+                  f"{st['survivors_mdd']:.2%}", str(st["n_survivors"]))
     table.add_row("bias (survivors - PIT; PIT - survivors for drawdown)", f"{st['bias_ann']:+.2%}",
                   f"{st['bias_mdd']:+.2%}", "")
     console.print(table)
     console.print(f"delistings in window: {st['n_delistings']} ({st['n_performance']} performance, "
-                  f"{st['n_filled']} DLRET filled by the Shumway defaults)", highlight=False)
+                  f"{st['n_filled']} DLRET filled by the Shumway defaults, {st['n_delisting_return_in_ret']} with "
+                  "the delisting return inside RET (CIZ))", highlight=False)
+    for line in rep.notes:
+        console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     for line in data.report:
         console.print(f"  {line}", highlight=False, markup=False)
     truth = (crsp if crsp.is_dir() else crsp.parent) / "truth.json"

@@ -46,6 +46,12 @@ class SyntheticConfig(Section):
     seed: int = Field(0, description="same seed, same market")
     start: dt.date = Field(dt.date(2025, 1, 2), description="first session on or after this date")
 
+    @field_validator("bar")
+    @classmethod
+    def _bar(cls, v: str) -> str:
+        from .data.sessions import check_bar  # lazy: data imports this module
+        return check_bar(v)
+
 
 class RepairConfig(Section):
     """Repairs are opt-in and always reported: without them, the same problems are errors."""
@@ -78,6 +84,11 @@ class DataConfig(Section):
     bar: str | None = Field(None, description="resample to this bar (e.g. '5min'); None keeps the input")
     extended_hours: bool = Field(False, description="keep pre- and post-market bars")
     fill_gaps: bool = Field(True, description="insert missing in-session bars as stale (price carried, volume 0)")
+    max_fill_sessions: int = Field(1, ge=0, description="fill at most this many whole missing sessions in a row; "
+                                   "a longer hole splits the symbol's history (docs/data.md)")
+    regime_window: int = Field(20, ge=2, description="data validate: sessions on each side of a regime-shift check")
+    regime_factor: float = Field(5.0, gt=1, description="data validate: warn when daily volume or traded-bar "
+                                 "share shifts by more than this factor")
     symbols: list[str] | None = Field(None, description="load only these symbols (None: all)")
     repair: RepairConfig = RepairConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
@@ -94,6 +105,18 @@ class DataConfig(Section):
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ValueError(f"unknown time zone {v!r}") from e
         return v
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, v: str) -> str:
+        from .data.sessions import check_calendar  # lazy: data imports this module
+        return check_calendar(v)
+
+    @field_validator("bar")
+    @classmethod
+    def _bar(cls, v: str | None) -> str | None:
+        from .data.sessions import check_bar  # lazy: data imports this module
+        return v if v is None else check_bar(v)
 
     @model_validator(mode="after")
     def _path_needed(self) -> "DataConfig":

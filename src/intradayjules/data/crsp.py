@@ -15,7 +15,8 @@ Rules (each one has a hand-computed test in tests/data/test_crsp.py):
   ``bidask = True``. ``PRC == 0`` or empty means no price at all: ``prc`` is NaN.
 * Missing-return codes in RET/RETX/DLRET/DLRETX (-44, -55, -66, -77, -88, -99, and single-letter codes
   such as ``B``, ``C``, ``A``, ``P``, ``S``, ``T``) become NaN, never numbers; they are counted in the
-  report. Any other return below -1 is an error (a simple return cannot be below -100 %).
+  report. In DLRET, ``A`` / -88 means "still active" and the others "delisted, value missing"
+  (``crsp_parse.py``). Any other return below -1 is an error (a simple return cannot be below -100 %).
 * Adjusted series: ``adj_prc = prc / CFACPR`` and ``adj_vol = VOL * CFACSHR`` (a factor of 0 or missing
   gives NaN). Without factor columns the factors are 1 (reported). ``mktcap = prc * SHROUT * 1000``
   (USD; SHROUT is in thousands, and the product needs no adjustment).
@@ -23,24 +24,20 @@ Rules (each one has a hand-computed test in tests/data/test_crsp.py):
   VOL is in hundreds of shares, and ``dollar_vol = prc * VOL * 100 / 21`` approximates a daily figure.
 * ``eligible`` = SHRCD in ``CrspConfig.share_codes`` (default 10, 11) and EXCHCD in
   ``CrspConfig.exchange_codes`` (default 1 NYSE, 2 AMEX, 3 Nasdaq), row by row (codes change over time).
-  The filters do not delete rows: the universe reads ``eligible`` as of each date.
-* Delisting events are DLSTCD >= 200 (1xx means still trading; CRSP gives active issues a 100 record).
-  CRSP's DLSTDT is the date of the last price on the exchange, so the delisting return is applied on
-  that row (daily) or on the row of that month (monthly): ``tret = (1 + RET)(1 + DLRET) - 1``; with
-  one part missing, ``tret`` is the other; both missing gives NaN. Without a stock row for that date or
-  month, a row is added there (``delist_row = True``, RET missing, so ``tret = DLRET``).
-* A missing DLRET of a performance delisting (DLSTCD 500 or 520-584) is filled with
-  ``CrspConfig.delisting_fill_nyse_amex`` (default -30 %, Shumway 1997) when the last EXCHCD before
-  delisting is 1, 2 (or anything but 3), or ``delisting_fill_nasdaq`` (-55 %, Shumway & Warther 1999)
-  when it is 3, and flagged ``dlret_filled``. Other missing DLRETs stay missing (``tret = RET``) and are
-  counted in the report.
-* Duplicate PERMNO-dates: ``CrspConfig.duplicates`` = ``error`` (default; the error lists them with
-  their lines), or ``keep_first`` / ``keep_last`` in file order (reported).
-* CIZ files: CRSP's CIZ format already folds delisting returns into DlyRet/MthRet, so no DLRET is
-  compounded for them (a delisting file still gives the events). ``PrimaryExch`` N/A/Q/R becomes EXCHCD
-  1/2/3/4. CIZ has no SHRCD: when ``SecurityType, SecuritySubType, ShareType, USIncFlg`` are present,
+  The filters do not delete rows: the universe reads ``eligible`` as of each date. A file without a
+  SHRCD (or EXCHCD) column cannot be filtered on it: that filter is skipped for its rows (the code is
+  -1) and the report says so; :func:`eligibility_reasons` explains an empty universe.
+* Delistings (events, dates, returns, the Shumway fill, CIZ flags): ``crsp_delist.py``.
+* Duplicate PERMNO-dates: rows that agree on every field the model reads (``MODEL_FIELDS``) are one row
+  repeated (WRDS repeats a monthly row for each distribution event) and collapse into one (reported).
+  Rows that disagree: ``CrspConfig.duplicates`` = ``error`` (default: the error names both lines and the
+  fields that differ), or ``keep_first`` / ``keep_last`` in file order (reported).
+* CIZ files (``DlyCalDt``/``MthCalDt``...): CRSP's CIZ format already folds delisting returns into
+  DlyRet/MthRet, so no DLRET is compounded for them (a delisting file still gives the events).
+  ``PrimaryExch`` N/A/Q/R becomes EXCHCD 1/2/3/4 (anything else, e.g. ``X`` on a delisting row, none).
+  CIZ has no SHRCD: when ``SecurityType, SecuritySubType, ShareType, USIncFlg`` are present,
   EQTY/COM/NS/Y becomes SHRCD 11 (ordinary common share of a US company), anything else 0; without them
-  the share-code filter cannot be applied and is skipped (reported).
+  the share-code filter is skipped (reported).
 
 Bad input raises ``DataError`` naming file, line (CSV: header = line 1; Parquet: 1-based row) and column.
 """
@@ -55,6 +52,9 @@ import pandas as pd
 
 from ..config import CrspConfig
 from ..errors import DataError
+from .crsp_delist import (CIZ_FLAGS, DELIST_COLUMNS, ciz_events, compound_returns, embedded_events, empty_events,
+                          is_performance_delisting, merge_delistings, parse_delist_file)
+from .crsp_parse import MISSING_RETURN_CODES, _dates, _map, _numeric, _permno, _read_table
 
 STOCK_COLUMNS = {
     "permno": ["permno"],
@@ -71,28 +71,17 @@ STOCK_COLUMNS = {
     "cfacpr": ["cfacpr", "dlycumfacpr", "mthcumfacpr"],
     "cfacshr": ["cfacshr", "dlycumfacshr", "mthcumfacshr"],
 }
-DELIST_COLUMNS = {
-    "permno": ["permno"],
-    "dlstdt": ["dlstdt"],
-    "dlstcd": ["dlstcd"],
-    "dlret": ["dlret"],
-    "dlretx": ["dlretx"],
-    "dlprc": ["dlprc"],
-}
 CIZ_MARKERS = ("dlycaldt", "mthcaldt", "dlyret", "mthret", "dlyprc", "mthprc")
 CIZ_SHARE = ("securitytype", "securitysubtype", "sharetype", "usincflg")
 CIZ_EXCHANGE = {"N": 1, "A": 2, "Q": 3, "R": 4}
-MISSING_RETURN_CODES = (-44.0, -55.0, -66.0, -77.0, -88.0, -99.0)
 RETURN_COLUMNS = ("ret", "retx", "dlret", "dlretx")
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+MODEL_FIELDS = ("prc", "ret", "retx", "vol", "shrout", "shrcd", "exchcd", "cfacpr", "cfacshr", "ticker")
+NOT_APPLICABLE = -1.0  # SHRCD/EXCHCD of rows from a file without that column: the filter is skipped
+__all__ = ["MISSING_RETURN_CODES", "CrspData", "compound_returns", "eligibility_reasons", "is_performance_delisting",
+           "permno_for", "read_crsp", "ticker_spells"]
 PERIODS_PER_YEAR = {"daily": 252, "monthly": 12}
 MONTHLY_TRADING_DAYS = 21
-
-
-def is_performance_delisting(code) -> np.ndarray:
-    """DLSTCD 500 or 520-584: delisted by the exchange for poor performance (Shumway 1997)."""
-    c = np.asarray(code, dtype=float)
-    return (c == 500) | ((c >= 520) & (c <= 584))
 
 
 @dataclass
@@ -101,9 +90,12 @@ class CrspData:
 
     ``panel``: one row per PERMNO and date, sorted by (permno, date), columns ``permno date ticker comnam
     shrcd exchcd prc bidask ret retx vol shrout cfacpr cfacshr adj_prc adj_vol mktcap dollar_vol eligible
-    dlstcd dlret dlret_filled delist_row tret file line``.
-    ``delistings``: one row per delisting event (DLSTCD >= 200): ``permno dlstdt dlstcd dlret dlret_raw
-    dlretx dlprc dlret_filled performance exchcd``. ``freq`` is ``daily`` or ``monthly``.
+    dlstcd dlret dlret_filled delist_row delist dlret_in_ret tret file line``.
+    ``delist`` marks the row a delisting event sits on; ``dlret_in_ret`` that its RET already holds the
+    delisting return (CIZ).
+    ``delistings``: one row per delisting event: ``permno dlstdt dlstcd dlret dlret_raw dlretx dlprc
+    dlret_filled performance exchcd row_added code in_ret`` (``dlstcd`` NaN when the file has none;
+    ``code`` the DLRET missing code or CIZ flag). ``freq`` is ``daily`` or ``monthly``.
     """
 
     panel: pd.DataFrame
@@ -124,128 +116,6 @@ class CrspData:
 
 
 # ------------------------------------------------------------------------------------------- reading
-def _read_table(path: Path) -> tuple[pd.DataFrame, int]:
-    """Raw table with every CSV cell as a string, and the offset from row position to file line."""
-    name = path.name.lower()
-    try:
-        if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path), 1
-        # pyarrow parses all-numeric columns natively (fast); columns holding letter codes stay text
-        # and go through the slow, checked path in _numeric. Text cells are never turned into nulls
-        # (a ticker "NA" stays "NA").
-        import pyarrow as pa
-        from pyarrow import csv as pacsv
-
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=False))
-        return table.to_pandas(types_mapper={pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}.get), 2
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise DataError(f"cannot read: {e}", file=str(path), rule="unreadable") from None
-
-
-def _map(columns, spec: dict[str, list[str]]) -> dict[str, str]:
-    lower = {str(c).strip().lower(): c for c in columns}
-    out = {}
-    for canon, names in spec.items():
-        for n in names:
-            if n in lower:
-                out[canon] = lower[n]
-                break
-    return out
-
-
-def _bad(path, offset, pos, column, msg, rule) -> DataError:
-    return DataError(msg, file=str(path), line=int(pos) + offset, column=column, rule=rule)
-
-
-def _numeric(raw: pd.Series, *, path, offset, column: str, returns: bool, counts: dict) -> np.ndarray:
-    """Parse a column to float64; missing codes of return columns become NaN (counted in ``counts``)."""
-    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-        vals = raw.to_numpy(dtype=float, na_value=np.nan)
-        text = None
-    else:
-        text = raw.astype("string").str.strip()
-        vals = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        nan_pos = np.flatnonzero(np.isnan(vals))  # only these cells need a closer look
-        if nan_pos.size:
-            sub = text.iloc[nan_pos].fillna("")
-            letter = sub.str.fullmatch(r"[A-Za-z]").fillna(False).to_numpy(dtype=bool)
-            blank = sub.isin(["", ".", "NA", "NaN", "nan", "None"]).to_numpy(dtype=bool)
-            if letter.any():
-                if not returns:
-                    pos = int(nan_pos[np.flatnonzero(letter)[0]])
-                    raise _bad(path, offset, pos, column, f"letter code {text.iloc[pos]!r} in a numeric "
-                               "column", "not_a_number")
-                for code, n in sub[letter].value_counts().items():
-                    counts[f"{column}={code}"] = counts.get(f"{column}={code}", 0) + int(n)
-            bad = ~letter & ~blank
-            if bad.any():
-                pos = int(nan_pos[np.flatnonzero(bad)[0]])
-                raise _bad(path, offset, pos, column, f"not a number: {text.iloc[pos]!r}", "not_a_number")
-    if returns:
-        code = np.isin(vals, MISSING_RETURN_CODES)
-        if code.any():
-            for v, n in zip(*np.unique(vals[code], return_counts=True)):
-                counts[f"{column}={v:g}"] = counts.get(f"{column}={v:g}", 0) + int(n)
-            vals = np.where(code, np.nan, vals)
-        low = vals < -1
-        if low.any():
-            pos = int(np.flatnonzero(low)[0])
-            raise _bad(path, offset, pos, column, f"return {vals[pos]:g} is below -100 % and not a CRSP "
-                       f"missing code {MISSING_RETURN_CODES}", "bad_return")
-    return vals
-
-
-def _dates(raw: pd.Series, *, path, offset, column: str, required: bool) -> np.ndarray:
-    """YYYYMMDD integers/strings, ISO dates or datetimes -> datetime64[ns] (normalised, naive)."""
-    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        out = pd.to_datetime(raw)
-        if getattr(out.dt, "tz", None) is not None:
-            out = out.dt.tz_localize(None)
-        out = out.dt.normalize()
-    elif pd.api.types.is_integer_dtype(raw.dtype) or (pd.api.types.is_float_dtype(raw.dtype)):
-        v = raw.to_numpy(dtype=float, na_value=np.nan)
-        ok = ~np.isnan(v)
-        parts = pd.DataFrame({"year": np.where(ok, v // 10000, 2000), "month": np.where(ok, v // 100 % 100, 1),
-                              "day": np.where(ok, v % 100, 1)}).astype(int)
-        out = pd.to_datetime(parts, errors="coerce").where(ok)
-        bad = out.isna().to_numpy() & ok
-        if bad.any():
-            pos = int(np.flatnonzero(bad)[0])
-            raise _bad(path, offset, pos, column, f"not a date: {raw.iloc[pos]!r} (want YYYYMMDD or "
-                       "YYYY-MM-DD)", "bad_date")
-    else:
-        text = raw.astype("string").str.strip().fillna("")
-        text = text.str.replace(r"\.0$", "", regex=True)
-        compact = text.str.fullmatch(r"\d{8}").fillna(False)
-        out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns]")
-        if compact.any():
-            out[compact] = pd.to_datetime(text[compact], format="%Y%m%d", errors="coerce")
-        rest = ~compact & (text != "")
-        if rest.any():
-            out[rest] = pd.to_datetime(text[rest], format="ISO8601", errors="coerce").dt.normalize()
-        bad = out.isna() & (text != "")
-        if bad.any():
-            pos = int(np.flatnonzero(bad.to_numpy())[0])
-            raise _bad(path, offset, pos, column, f"not a date: {text.iloc[pos]!r} (want YYYYMMDD or "
-                       "YYYY-MM-DD)", "bad_date")
-    vals = out.to_numpy(dtype="datetime64[ns]")
-    if required:
-        miss = np.isnat(vals)
-        if miss.any():
-            raise _bad(path, offset, int(np.flatnonzero(miss)[0]), column, "date is missing", "bad_date")
-    return vals
-
-
-def _permno(raw: pd.Series, *, path, offset, column: str) -> np.ndarray:
-    v = _numeric(raw, path=path, offset=offset, column=column, returns=False, counts={})
-    bad = np.isnan(v) | (v <= 0) | (v != np.floor(v))
-    if bad.any():
-        pos = int(np.flatnonzero(bad)[0])
-        raise _bad(path, offset, pos, column, f"PERMNO must be a positive integer, got {raw.iloc[pos]!r}",
-                   "bad_permno")
-    return v.astype(np.int64)
-
-
 def _parse_stock(path: Path, counts: dict, report: list[str]) -> tuple[pd.DataFrame, pd.DataFrame | None, bool]:
     raw, offset = _read_table(path)
     cols = _map(raw.columns, STOCK_COLUMNS)
@@ -272,16 +142,19 @@ def _parse_stock(path: Path, counts: dict, report: list[str]) -> tuple[pd.DataFr
         else:
             out["exchcd"] = _numeric(src, column=cols["exchcd"], returns=False, counts=counts, **kw)
     else:
-        out["exchcd"] = np.nan
-    if ciz and "shrcd" not in cols:
-        if all(k in lower for k in CIZ_SHARE):
+        out["exchcd"] = NOT_APPLICABLE
+        report.append(f"{path.name}: no EXCHCD (or PrimaryExch) column: exchange filter (crsp.exchange_codes) "
+                      "skipped for its rows")
+    if "shrcd" not in cols:
+        if ciz and all(k in lower for k in CIZ_SHARE):
             s = {k: raw[lower[k]].astype("string").str.strip().str.upper() for k in CIZ_SHARE}
             common = ((s["securitytype"] == "EQTY") & (s["securitysubtype"] == "COM") & (s["sharetype"] == "NS")
                       & (s["usincflg"] == "Y")).fillna(False)
             out["shrcd"] = np.where(common.to_numpy(dtype=bool), 11.0, 0.0)
         else:
-            report.append(f"{path.name}: CIZ file without share-type columns: share-code filter skipped")
-            out["shrcd"] = -1.0  # sentinel: filter not applicable
+            what = "CIZ file without share-type columns" if ciz else "no SHRCD column"
+            report.append(f"{path.name}: {what}: share-code filter (crsp.share_codes) skipped for its rows")
+            out["shrcd"] = NOT_APPLICABLE
     for c in ("ticker", "comnam"):
         if c in cols:
             t = raw[cols[c]].astype("string").str.strip().replace("", pd.NA)
@@ -294,45 +167,16 @@ def _parse_stock(path: Path, counts: dict, report: list[str]) -> tuple[pd.DataFr
             report.append(f"{path.name}: no {c.upper()} column: adjustment factor taken as 1")
     out["file"] = str(path)
     out["line"] = np.arange(len(out)) + offset
-    # delisting columns inside the stock file (WRDS merged exports)
+    # delisting information inside the stock file (WRDS merged exports, CIZ flags)
     dcols = _map(raw.columns, DELIST_COLUMNS)
+    flag = next((lower[f] for f in CIZ_FLAGS if f in lower), None)
     embedded = None
-    if "dlstcd" in dcols:
-        embedded = _parse_delist_frame(raw, dcols, path, offset, counts)
+    if flag is not None:
+        embedded = ciz_events(raw[flag], out["permno"].to_numpy(), out["date"].to_numpy(), path, offset, report)
+    elif "dlstcd" in dcols or "dlret" in dcols:
+        embedded = embedded_events(raw, dcols, out["permno"].to_numpy(), out["date"].to_numpy(), path, offset,
+                                   counts, report)
     return out, embedded, ciz
-
-
-def _parse_delist_frame(raw: pd.DataFrame, cols: dict, path: Path, offset: int, counts: dict) -> pd.DataFrame:
-    for need in ("permno", "dlstdt", "dlstcd"):
-        if need not in cols:
-            raise DataError(f"missing column {need.upper()}", file=str(path), rule="missing_column",
-                            column=need.upper())
-    kw = dict(path=path, offset=offset)
-    code = _numeric(raw[cols["dlstcd"]], column=cols["dlstcd"], returns=False, counts=counts, **kw)
-    keep = ~np.isnan(code)
-    d = pd.DataFrame({
-        "permno": _permno(raw[cols["permno"]], column=cols["permno"], **kw),
-        "dlstdt": _dates(raw[cols["dlstdt"]], column=cols["dlstdt"], required=False, **kw),
-        "dlstcd": code,
-    })
-    for c in ("dlret", "dlretx", "dlprc"):
-        d[c] = (_numeric(raw[cols[c]], column=cols[c], returns=c in RETURN_COLUMNS, counts=counts, **kw)
-                if c in cols else np.nan)
-    d["file"] = str(path)
-    d["line"] = np.arange(len(d)) + offset
-    d = d[keep]
-    nodate = d["dlstdt"].isna().to_numpy()
-    if nodate.any():
-        r = d.iloc[int(np.flatnonzero(nodate)[0])]
-        raise DataError("delisting code without DLSTDT", file=str(path), line=int(r["line"]),
-                        column=cols["dlstdt"], rule="bad_date")
-    d = d.drop_duplicates(["permno", "dlstdt", "dlstcd", "dlret", "dlretx", "dlprc"])
-    dup = d.duplicated("permno", keep=False).to_numpy()
-    if dup.any():
-        r = d[dup].iloc[1]
-        raise DataError(f"PERMNO {int(r['permno'])} has conflicting delisting records", file=str(path),
-                        line=int(r["line"]), rule="duplicate_delisting")
-    return d.reset_index(drop=True)
 
 
 def stock_and_delist_files(path: Path) -> tuple[list[Path], list[Path]]:
@@ -372,41 +216,64 @@ def read_crsp(path: str | Path, cfg: CrspConfig | None = None,
             dframes.append(embedded)
     for f in delist_files:
         raw, offset = _read_table(f)
-        dframes.append(_parse_delist_frame(raw, _map(raw.columns, DELIST_COLUMNS), f, offset, counts))
+        dframes.append(parse_delist_file(raw, _map(raw.columns, DELIST_COLUMNS), f, offset, counts))
     panel = pd.concat(frames, ignore_index=True)
     panel = panel.sort_values(["permno", "date"], kind="stable").reset_index(drop=True)
     panel = _resolve_duplicates(panel, cfg, report)
     freq = _frequency(panel, cfg, stock_files)
     panel = _derive(panel, cfg, freq)
-    dl = (pd.concat(dframes, ignore_index=True) if dframes
-          else pd.DataFrame(columns=["permno", "dlstdt", "dlstcd", "dlret", "dlretx", "dlprc", "file", "line"]))
+    dl = pd.concat(dframes, ignore_index=True) if dframes else empty_events()
     if len(dframes) > 1:
         dl = dl.drop_duplicates(["permno", "dlstdt", "dlstcd", "dlret", "dlretx", "dlprc"])
         dup = dl.duplicated("permno", keep=False).to_numpy()
         if dup.any():
-            r = dl[dup].iloc[1]
-            raise DataError(f"PERMNO {int(r['permno'])} has conflicting delisting records across files",
-                            file=str(r["file"]), line=int(r["line"]), rule="duplicate_delisting")
-    panel, events = _merge_delistings(panel, dl, cfg, freq, compound=not ciz_any, report=report)
+            a, b = dl[dup].iloc[0], dl[dup].iloc[1]
+            raise DataError(f"PERMNO {int(a['permno'])} has conflicting delisting records across files: "
+                            f"{Path(a['file']).name} line {int(a['line'])} and {Path(b['file']).name} line {int(b['line'])}",
+                            file=str(b["file"]), line=int(b["line"]), rule="duplicate_delisting")
+    if ciz_any:  # CIZ returns already hold every delisting return, whatever file the event came from
+        dl["in_ret"] = True
+        report.append("CIZ input: delisting returns are already in DlyRet/MthRet; DLRET not compounded")
+    panel, events = merge_delistings(panel, dl, cfg, freq, report=report)
     for k, n in sorted(counts.items()):
-        report.append(f"missing-return code {k}: {n} cell(s) read as missing")
+        col, code = k.split("=", 1)
+        kind = ""
+        if col.strip().lower() in ("dlret", "dlretx"):
+            kind = " (still active)" if code.upper() in ("A", "-88") else " (delisted, value missing)"
+        report.append(f"missing-return code {k}{kind}: {n} cell(s) read as missing")
     return CrspData(panel=panel, delistings=events, freq=freq, report=report, dlret_in_ret=ciz_any)
 
 
+def _same(a: pd.Series, b: pd.Series) -> bool:
+    return bool(a == b) or (pd.isna(a) and pd.isna(b))
+
+
 def _resolve_duplicates(panel: pd.DataFrame, cfg: CrspConfig, report: list[str]) -> pd.DataFrame:
-    dup = panel.duplicated(["permno", "date"], keep=False).to_numpy()
+    key = ["permno", "date"]
+    dup = panel.duplicated(key, keep=False).to_numpy()
     if not dup.any():
         return panel
+    fields = [c for c in MODEL_FIELDS if c in panel.columns]
+    repeat = panel.duplicated(key + fields, keep="first").to_numpy()  # NaN equals NaN here
+    if repeat.any():
+        report.append(f"duplicates: {int(repeat.sum())} repeated PERMNO-date row(s) collapsed (every price, return "
+                      "and code identical; WRDS repeats a row for each distribution event)")
+        panel = panel[~repeat].reset_index(drop=True)
+        dup = panel.duplicated(key, keep=False).to_numpy()
+        if not dup.any():
+            return panel
     d = panel[dup]
     if cfg.duplicates == "error":
+        a, b = d.iloc[0], d.iloc[1]
+        diff = [c.upper() for c in fields if not _same(a[c], b[c])]
         shown = "; ".join(f"PERMNO {int(r.permno)} {r.date.date()} at {Path(r.file).name}:{int(r.line)}"
                           for r in d.head(6).itertuples())
-        r = d.iloc[1]
-        raise DataError(f"{int(dup.sum())} rows share a PERMNO-date ({shown}); set crsp.duplicates to "
-                        "keep_first or keep_last to resolve", file=str(r["file"]), line=int(r["line"]),
-                        rule="duplicate_permno_date", column="PERMNO,DATE")
+        raise DataError(f"{int(dup.sum())} rows share a PERMNO-date and differ ({shown}): lines {int(a['line'])} and "
+                        f"{int(b['line'])} differ in {', '.join(diff)}; set crsp.duplicates to keep_first or keep_last "
+                        "to resolve", file=str(b["file"]), line=int(b["line"]), rule="duplicate_permno_date",
+                        column="PERMNO,DATE")
     keep = "first" if cfg.duplicates == "keep_first" else "last"
-    out = panel.drop_duplicates(["permno", "date"], keep=keep).reset_index(drop=True)
+    out = panel.drop_duplicates(key, keep=keep).reset_index(drop=True)
     report.append(f"duplicates: {len(panel) - len(out)} duplicate PERMNO-date row(s) dropped ({cfg.duplicates})")
     return out
 
@@ -436,111 +303,30 @@ def _derive(panel: pd.DataFrame, cfg: CrspConfig, freq: str) -> pd.DataFrame:
     vol_shares = panel["vol"].to_numpy() * (100.0 if freq == "monthly" else 1.0)
     per_day = MONTHLY_TRADING_DAYS if freq == "monthly" else 1.0
     panel["dollar_vol"] = prc * vol_shares / per_day
-    shr = panel["shrcd"].to_numpy()
-    share_ok = (shr == -1) | np.isin(shr, cfg.share_codes)
-    panel["eligible"] = share_ok & np.isin(panel["exchcd"].to_numpy(), cfg.exchange_codes)
+    shr, exch = panel["shrcd"].to_numpy(), panel["exchcd"].to_numpy()
+    share_ok = (shr == NOT_APPLICABLE) | np.isin(shr, cfg.share_codes)
+    exch_ok = (exch == NOT_APPLICABLE) | np.isin(exch, cfg.exchange_codes)
+    panel["eligible"] = share_ok & exch_ok
     return panel
 
 
-def _merge_delistings(panel: pd.DataFrame, dl: pd.DataFrame, cfg: CrspConfig, freq: str, *,
-                      compound: bool, report: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Attach delisting events (DLSTCD >= 200) to their row; add a row where the stock file has none."""
-    panel["dlstcd"] = np.nan
-    panel["dlret"] = np.nan
-    panel["dlret_filled"] = False
-    panel["delist_row"] = False
-    ev = dl[dl["dlstcd"].astype(float) >= 200].copy() if len(dl) else dl.copy()
-    known = set(panel["permno"].unique().tolist())
-    outside = ev[~ev["permno"].isin(known)]
-    if len(outside):
-        report.append(f"delistings: {len(outside)} event(s) for PERMNOs without stock rows ignored")
-    ev = ev[ev["permno"].isin(known)].sort_values("permno").reset_index(drop=True)
-    cols = ["permno", "dlstdt", "dlstcd", "dlret", "dlret_raw", "dlretx", "dlprc", "dlret_filled",
-            "performance", "exchcd", "row_added"]
-    if ev.empty:
-        panel["tret"] = panel["ret"]
-        return panel, pd.DataFrame(columns=cols)
-    ev["dlret_raw"] = ev["dlret"].astype(float)
-    ev["dlstdt"] = pd.to_datetime(ev["dlstdt"])
-    key = ev["dlstdt"].dt.to_period("M") if freq == "monthly" else ev["dlstdt"]
-    pkey = panel["date"].dt.to_period("M") if freq == "monthly" else panel["date"]
-    # row of each event: same permno, same date (daily) or month (monthly)
-    idx_by = pd.Series(panel.index.to_numpy(), index=pd.MultiIndex.from_arrays([panel["permno"], pkey]))
-    idx_by = idx_by[~idx_by.index.duplicated(keep="last")]
-    hit = idx_by.reindex(pd.MultiIndex.from_arrays([ev["permno"], key]))
-    ev["row"] = hit.to_numpy()
-    # exchange at delisting: last EXCHCD on or before DLSTDT
-    last = panel[["permno", "date", "exchcd"]].dropna(subset=["exchcd"]).sort_values("date")
-    probe = ev[["permno", "dlstdt"]].rename(columns={"dlstdt": "date"}).reset_index().sort_values("date")
-    ex = pd.merge_asof(probe, last, on="date", by="permno", direction="backward")
-    ex = ex.set_index("index")["exchcd"].reindex(ev.index)
-    if ex.isna().any():  # delisting dated before the first row: use the first row's exchange
-        first = panel.groupby("permno")["exchcd"].first()
-        ex = ex.fillna(ev["permno"].map(first))
-    ev["exchcd"] = ex.to_numpy()
-    ev["performance"] = is_performance_delisting(ev["dlstcd"])
-    fill = np.where(ev["exchcd"].to_numpy() == 3, cfg.delisting_fill_nasdaq, cfg.delisting_fill_nyse_amex)
-    need = ev["performance"].to_numpy() & np.isnan(ev["dlret_raw"].to_numpy())
-    ev["dlret"] = np.where(need, fill, ev["dlret_raw"].to_numpy())
-    ev["dlret_filled"] = need
-    if need.any():
-        report.append(f"delistings: {int(need.sum())} missing performance DLRET(s) filled "
-                      f"({cfg.delisting_fill_nyse_amex:+.0%} NYSE/AMEX, {cfg.delisting_fill_nasdaq:+.0%} Nasdaq)")
-    other = (~ev["performance"].to_numpy()) & np.isnan(ev["dlret_raw"].to_numpy())
-    if other.any():
-        report.append(f"delistings: {int(other.sum())} non-performance DLRET(s) missing: return on the "
-                      "delisting date is RET alone")
-    # rows to add where the stock file has none for the event's date/month
-    missing = ev["row"].isna().to_numpy()
-    ev["row_added"] = missing
-    if missing.any():
-        add = []
-        for e in ev[missing].itertuples():
-            prior = panel[(panel["permno"] == e.permno) & (panel["date"] <= e.dlstdt)]
-            base = prior.iloc[-1] if len(prior) else panel[panel["permno"] == e.permno].iloc[0]
-            row = base.copy()
-            date = e.dlstdt if freq == "daily" else (e.dlstdt + pd.offsets.MonthEnd(0))
-            row["date"] = date
-            for c in ("ret", "retx", "vol", "adj_vol", "dollar_vol"):
-                row[c] = np.nan
-            dlprc = abs(e.dlprc) if np.isfinite(e.dlprc) and e.dlprc != 0 else np.nan
-            row["prc"] = dlprc
-            row["adj_prc"] = dlprc / row["cfacpr"] if np.isfinite(dlprc) else np.nan
-            row["mktcap"] = dlprc * row["shrout"] * 1000.0
-            row["bidask"] = False
-            row["delist_row"] = True
-            add.append(row)
-        panel = pd.concat([panel, pd.DataFrame(add)], ignore_index=True)
-        panel = panel.sort_values(["permno", "date"], kind="stable").reset_index(drop=True)
-        report.append(f"delistings: {int(missing.sum())} event(s) without a stock row on DLSTDT: row added")
-        idx_by = pd.Series(panel.index.to_numpy(),
-                           index=pd.MultiIndex.from_arrays([panel["permno"], panel["date"].dt.to_period("M")
-                                                            if freq == "monthly" else panel["date"]]))
-        idx_by = idx_by[~idx_by.index.duplicated(keep="last")]
-        ev["row"] = idx_by.reindex(pd.MultiIndex.from_arrays([ev["permno"], key])).to_numpy()
-    rows = ev["row"].to_numpy(dtype=np.int64)
-    panel.loc[rows, "dlstcd"] = ev["dlstcd"].to_numpy()
-    panel.loc[rows, "dlret"] = ev["dlret"].to_numpy()
-    panel.loc[rows, "dlret_filled"] = ev["dlret_filled"].to_numpy()
-    panel["dlret_filled"] = panel["dlret_filled"].astype(bool)
-    panel["delist_row"] = panel["delist_row"].astype(bool)
-    panel["bidask"] = panel["bidask"].astype(bool)
-    panel["eligible"] = panel["eligible"].astype(bool)
-    if compound:
-        panel["tret"] = compound_returns(panel["ret"].to_numpy(), panel["dlret"].to_numpy())
-    else:
-        panel["tret"] = panel["ret"]
-        report.append("CIZ input: delisting returns are already in DlyRet/MthRet; DLRET not compounded")
-    events = ev[cols].reset_index(drop=True)
-    return panel, events
-
-
-def compound_returns(ret, dlret) -> np.ndarray:
-    """``(1 + RET)(1 + DLRET) - 1``; one part missing -> the other; both missing -> NaN."""
-    r = np.asarray(ret, dtype=float)
-    d = np.asarray(dlret, dtype=float)
-    both = (1.0 + np.nan_to_num(r)) * (1.0 + np.nan_to_num(d)) - 1.0
-    return np.where(np.isnan(r) & np.isnan(d), np.nan, both)
+def eligibility_reasons(crsp: "CrspData", cfg: CrspConfig | None = None) -> list[str]:
+    """Why rows are (not) eligible: per filter, how many rows pass, and the most common codes that fail."""
+    cfg = cfg or CrspConfig()
+    p = crsp.panel[~crsp.panel["delist_row"]] if "delist_row" in crsp.panel else crsp.panel
+    out = []
+    for col, name, allowed in (("shrcd", "share-code", cfg.share_codes), ("exchcd", "exchange", cfg.exchange_codes)):
+        v = p[col].to_numpy(dtype=float)
+        skipped = v == NOT_APPLICABLE
+        ok = skipped | np.isin(v, allowed)
+        if skipped.all():
+            out.append(f"{name} filter skipped: no {col.upper()} column")
+            continue
+        bad = pd.Series(v[~ok]).value_counts(dropna=False).head(3)
+        seen = ", ".join(f"{'empty' if pd.isna(k) else f'{k:g}'} ({n} rows)" for k, n in bad.items())
+        out.append(f"{int(ok.sum())} of {len(v)} rows pass the {name} filter ({col.upper()} in {list(allowed)})"
+                   + (f"; failing values: {seen}" if seen else ""))
+    return out
 
 
 # ----------------------------------------------------------------------------------------- identity

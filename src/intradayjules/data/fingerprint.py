@@ -14,8 +14,8 @@ bars changes, and is cheap to recompute on every run:
 * **in-memory** (``source`` None): a hash of the bar table itself (correct, not cheap: ~0.1 s per
   500k rows).
 
-The loader settings that shape the bars (time zone, calendar, resampling, gap filling, symbol filter,
-repairs) and a hash of the loader source files are mixed in, so a different way of reading the same
+The loader settings that shape the bars (time zone, calendar, resampling, gap filling and its session
+limit, symbol filter, repairs) and a hash of the loader source files are mixed in, so a different way of reading the same
 files is a different fingerprint.
 """
 
@@ -28,9 +28,10 @@ import tempfile
 from pathlib import Path
 
 from ..config import DataConfig, SyntheticConfig
+from .loaders import bar_source, list_files
 
 FINGERPRINT_VERSION = 1
-_LOADER_MODULES = ("bars.py", "loaders.py", "sessions.py")
+_LOADER_MODULES = ("bars.py", "loaders.py", "sessions.py", "reader.py", "gaps.py", "tzcheck.py")
 _CHUNK = 1 << 20
 
 
@@ -49,8 +50,6 @@ def _source_hash(names) -> str:
 
 
 def _data_files(path: Path) -> list[Path]:
-    from .loaders import list_files
-
     return list_files(path)
 
 
@@ -121,7 +120,7 @@ def data_fingerprint(bars=None, source=None, data_cfg: DataConfig | None = None,
     """
     data_cfg = data_cfg or DataConfig()
     loader = data_cfg.model_dump(mode="json", include={"timezone", "calendar", "bar", "extended_hours",
-                                                       "fill_gaps", "symbols", "repair"})
+                                                       "fill_gaps", "max_fill_sessions", "symbols", "repair"})
     parts: dict = {"version": FINGERPRINT_VERSION, "loader": loader}
     if isinstance(source, SyntheticConfig):
         parts["kind"] = "synthetic"
@@ -146,6 +145,5 @@ def experiment_fingerprint(cfg, path=None, cache_dir=None) -> str:
     src = Path(path) if path is not None else (cfg.data.path if cfg.data.source == "path" else None)
     if src is None:
         return data_fingerprint(source=cfg.data.synthetic, data_cfg=cfg.data)
-    if src.is_dir() and (src / "bars.parquet").exists() and (src / "universe.parquet").exists():
-        src = src / "bars.parquet"
+    src, _ = bar_source(src)
     return data_fingerprint(source=src, data_cfg=cfg.data, cache_dir=cache_dir)

@@ -1,25 +1,38 @@
-"""Exchange sessions: which bars are regular-session bars, resampling, and filling gaps.
+"""Exchange sessions: calendars, which bars are regular-session bars, bar sizes, resampling.
 
 The regular session comes from a maintained exchange calendar (``exchange_calendars``), so holidays and
 half days (e.g. the day after Thanksgiving closes at 13:00 New York time) are right without a table of
 our own. Timestamps are bar starts: a bar belongs to the session whose ``open <= ts < close``.
+
+Bar size (:func:`bar_sizes`). Per symbol and session, ``g`` = the greatest common divisor of the bars'
+offsets from the session open: 1-minute bars give 1 min even when sparse, 5-minute bars 5 min. A
+symbol's bar is the median ``g`` of its sessions. Bar sizes are *mixed* when two symbols have different
+bars, or when a session with at least ``MIN_BARS_FOR_SIZE`` bars has a coarser ``g`` (a multiple of the
+symbol's bar), or a finer one that at least half of its spacings show (a session of 1-minute bars in a
+5-minute series). Mixed sizes are an error unless resampling to a common multiple was asked for.
+
+Config checks (:func:`check_calendar`, :func:`check_bar`) are plain functions that raise ``ValueError``
+with the reason, so the config schema can call them from a validator.
 """
 
 from __future__ import annotations
 
+import difflib
+import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .bars import LoadReport
+
+MIN_BARS_FOR_SIZE = 20  # a session needs this many bars before its grid says anything about the bar size
+DAY_NS = 86_400 * 10**9
 
 
 @lru_cache(maxsize=8)
 def _calendar(name: str):
-    import warnings
-
     import exchange_calendars as xcals
 
     # exchange_calendars 4.13 trips pandas 3's deprecation of Series.values on tz-aware data while it
@@ -27,6 +40,38 @@ def _calendar(name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return xcals.get_calendar(name, start="1990-01-01")
+
+
+def calendar_names() -> list[str]:
+    import exchange_calendars as xcals
+
+    return sorted(xcals.get_calendar_names(include_aliases=True))
+
+
+def check_calendar(name: str) -> str:
+    """``name`` if it is an exchange_calendars code (or alias), else ``ValueError`` with close matches."""
+    names = calendar_names()
+    if name in names:
+        return name
+    close = difflib.get_close_matches(name.upper(), names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown exchange calendar {name!r} (exchange_calendars codes such as XNYS, XNAS, "
+                     f"XLON, XTKS{hint})")
+
+
+def check_bar(text: str) -> str:
+    """``text`` if it is a pandas duration of whole seconds, above 0 and below one day, else ``ValueError``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            td = pd.Timedelta(text)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"bar {text!r} is not a duration such as '1min', '5min', '15min', '1h' ({e})") from None
+    if td <= pd.Timedelta(0) or td >= pd.Timedelta(days=1):
+        raise ValueError(f"bar {text!r} must be above 0 and below one day (intraday bars)")
+    if td.value % 10**9:
+        raise ValueError(f"bar {text!r} must be a whole number of seconds")
+    return text
 
 
 def schedule(calendar: str, start, end) -> pd.DataFrame:
@@ -40,30 +85,69 @@ def schedule(calendar: str, start, end) -> pd.DataFrame:
     return sched
 
 
-def assign_sessions(ts: pd.Series, calendar: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """For each UTC timestamp: session index into the returned schedule (-1 if none) and whether the
-    bar lies inside the regular session. Bars of extended hours map to the session of that date."""
-    if len(ts) == 0:
-        return np.zeros(0, int), np.zeros(0, bool), schedule(calendar, "2000-01-03", "2000-01-03").iloc[:0]
-    t0 = ts.min() - pd.Timedelta(days=4)
-    t1 = ts.max() + pd.Timedelta(days=1)
-    sched = schedule(calendar, t0, t1)
-    opens = sched["open"].to_numpy(dtype="datetime64[ns]").view("int64")
-    closes = sched["close"].to_numpy(dtype="datetime64[ns]").view("int64")
-    t = ts.to_numpy(dtype="datetime64[ns]").view("int64")
+def open_close_ns(sched: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return (sched["open"].to_numpy(dtype="datetime64[ns]").view("int64"),
+            sched["close"].to_numpy(dtype="datetime64[ns]").view("int64"))
+
+
+def schedule_for(t: np.ndarray, calendar: str) -> pd.DataFrame:
+    """The schedule covering UTC nanosecond times ``t`` (with a few days of margin)."""
+    lo, hi = int(t.min()), int(t.max())
+    return schedule(calendar, pd.Timestamp(lo - 4 * DAY_NS, unit="ns"), pd.Timestamp(hi + DAY_NS, unit="ns"))
+
+
+def inside_session(t: np.ndarray, opens: np.ndarray, closes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the last session opening at or before each time (-1 if none) and whether the time lies
+    inside that session."""
     idx = np.searchsorted(opens, t, side="right") - 1
     inside = (idx >= 0) & (t < closes[np.clip(idx, 0, None)])
-    # Extended-hours bars: assign by local calendar date of the open (same exchange day).
-    tz = _calendar(calendar).tz
-    local_day = ts.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize().to_numpy()
-    day_idx = np.searchsorted(sched.index.to_numpy(), local_day)
-    day_idx_ok = (day_idx < len(sched)) & (sched.index.to_numpy()[np.clip(day_idx, 0, len(sched) - 1)] == local_day)
-    sess = np.where(inside, idx, np.where(day_idx_ok, day_idx, -1))
+    return idx, inside
+
+
+def assign_sessions(t: np.ndarray, calendar: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """For UTC nanosecond times: session index into the returned schedule (-1 if none; int32) and whether
+    the bar lies inside the regular session. Bars outside it map to the session of their local calendar
+    date (extended hours of that exchange day), or -1 on a day without a session."""
+    if len(t) == 0:
+        sched = schedule(calendar, "2000-01-03", "2000-01-03").iloc[:0]
+        return np.zeros(0, np.int32), np.zeros(0, bool), sched
+    sched = schedule_for(t, calendar)
+    opens, closes = open_close_ns(sched)
+    idx, inside = inside_session(t, opens, closes)
+    sess = np.where(inside, idx, -1).astype(np.int32)
+    out = np.flatnonzero(~inside)
+    if len(out):  # local calendar date of the outside bars only (usually few)
+        tz = _calendar(calendar).tz
+        local = (pd.DatetimeIndex(t[out].view("M8[ns]"), tz="UTC").tz_convert(tz).tz_localize(None)
+                 .normalize().to_numpy(dtype="datetime64[ns]"))
+        days = sched.index.to_numpy(dtype="datetime64[ns]")
+        di = np.searchsorted(days, local)
+        ok = (di < len(days)) & (days[np.clip(di, 0, len(days) - 1)] == local)
+        sess[out] = np.where(ok, di, -1)
     return sess, inside, sched
 
 
+def bars_per_session(sched: pd.DataFrame, bar: pd.Timedelta) -> np.ndarray:
+    """Regular-session bars of each session (a last partial bar counts)."""
+    opens, closes = open_close_ns(sched)
+    step = bar.value
+    return np.maximum((closes - opens + step - 1) // step, 0)
+
+
+def group_starts(*keys: np.ndarray) -> np.ndarray:
+    """Start positions of runs of equal keys in sorted arrays."""
+    n = len(keys[0])
+    if n == 0:
+        return np.zeros(0, np.int64)
+    change = np.zeros(n, bool)
+    change[0] = True
+    for k in keys:
+        change[1:] |= k[1:] != k[:-1]
+    return np.flatnonzero(change)
+
+
 def infer_bar(ts: pd.Series, symbols: np.ndarray) -> pd.Timedelta:
-    """The most common spacing between consecutive bars of one symbol."""
+    """The most common spacing between consecutive bars of one symbol (kept for callers of the old API)."""
     t = ts.to_numpy(dtype="datetime64[ns]").view("int64")
     same = symbols[1:] == symbols[:-1]
     d = (t[1:] - t[:-1])[same]
@@ -74,80 +158,102 @@ def infer_bar(ts: pd.Series, symbols: np.ndarray) -> pd.Timedelta:
     return pd.Timedelta(int(vals[np.argmax(counts)]), unit="ns")
 
 
-def resample(df: pd.DataFrame, bar: pd.Timedelta, sched: pd.DataFrame, sess: np.ndarray) -> pd.DataFrame:
-    """Aggregate to a coarser bar, aligned to each session's open: open=first, high=max, low=min,
-    close=last, volume=sum. Zero-volume input bars don't set prices when the window has a trade."""
-    opens = sched["open"].to_numpy(dtype="datetime64[ns]").view("int64")
-    t = df["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
+@dataclass
+class BarSizes:
+    """Per symbol code: its bar (ns, 0 if unknown) and the first session whose grid disagrees with it."""
+
+    per_symbol: np.ndarray            # int64 ns per symbol code
+    odd_row: np.ndarray               # row of the first disagreeing session per symbol (-1 if none)
+    odd_size: np.ndarray              # that session's grid (ns)
+
+
+def bar_sizes(sym: np.ndarray, sess: np.ndarray, t: np.ndarray, opens: np.ndarray, n_symbols: int) -> BarSizes:
+    """Bar size per symbol and the first session that disagrees with it (module docstring).
+
+    Arrays sorted by symbol then time; ``sess`` indexes ``opens``; rows outside sessions are allowed (their
+    offset from the session open is used as is)."""
+    per = np.zeros(n_symbols, np.int64)
+    odd_row = np.full(n_symbols, -1, np.int64)
+    odd_size = np.zeros(n_symbols, np.int64)
+    if len(t) == 0:
+        return BarSizes(per, odd_row, odd_size)
+    off = np.abs(t - opens[sess])
+    starts = group_starts(sym, sess)
+    g = np.gcd.reduceat(off, starts)
+    n = np.diff(np.r_[starts, len(t)])
+    gsym = sym[starts]
+    # a one-bar session at the open has g = 0: no information
+    for s in np.unique(gsym):
+        m = (gsym == s) & (g > 0) & (n >= 2)
+        if not m.any():
+            m = (gsym == s) & (g > 0)
+        if m.any():
+            gs = np.sort(g[m])
+            per[s] = int(gs[(len(gs) - 1) // 2])  # lower median: always one of the sessions' grids
+    # sessions that disagree with their symbol's bar
+    b = per[gsym]
+    big = n >= MIN_BARS_FOR_SIZE
+    coarse = big & (b > 0) & (g > b) & (g % np.maximum(b, 1) == 0)
+    finer = big & (b > 0) & (g > 0) & (g < b) & (b % np.maximum(g, 1) == 0)
+    if finer.any():  # finer only when most of the session's spacings are at the finer grid
+        d = np.diff(t)
+        same = np.r_[sym[1:] == sym[:-1]] & (sess[1:] == sess[:-1])
+        grp = np.repeat(np.arange(len(starts)), n)
+        at_g = np.zeros(len(starts), np.int64)
+        hit = same & (d == g[grp[1:]])
+        np.add.at(at_g, grp[1:][hit], 1)
+        finer &= at_g * 2 >= (n - 1)
+    odd = np.flatnonzero(coarse | finer)
+    for k in odd[::-1]:  # keep the first odd session per symbol
+        s = gsym[k]
+        odd_row[s] = starts[k]
+        odd_size[s] = g[k]
+    return BarSizes(per, odd_row, odd_size)
+
+
+def resample_arrays(cols: dict[str, np.ndarray], bar: pd.Timedelta, opens: np.ndarray) -> dict[str, np.ndarray]:
+    """Aggregate to a coarser bar, aligned to each session's open: open = first, high = max, low = min,
+    close = last, volume = sum. Zero-volume input bars don't set prices when the window has a trade.
+
+    ``cols``: ``sym, sess, t, open, high, low, close, volume, line, file`` sorted by symbol then time; the
+    output keeps the first line/file of each window."""
+    t, sess, sym = cols["t"], cols["sess"], cols["sym"]
     o = opens[sess]
     step = bar.value
     bucket = o + ((t - o) // step) * step
-    work = df[["symbol", "open", "high", "low", "close", "volume"]].copy()
-    work["bucket"] = bucket
-    work["_sess"] = sess
-    traded = work["volume"].to_numpy() > 0
-    # Only traded bars set prices, unless the whole window is untraded.
-    has_trade = work.groupby(["symbol", "bucket"], sort=False)["volume"].transform("sum").to_numpy() > 0
-    use = traded | ~has_trade
-    priced = work[use]
-    g = priced.groupby(["symbol", "bucket"], sort=True)
-    out = pd.DataFrame(
-        {
-            "open": g["open"].first(),
-            "high": g["high"].max(),
-            "low": g["low"].min(),
-            "close": g["close"].last(),
-            "_sess": g["_sess"].first(),
-        }
-    )
-    out["volume"] = work.groupby(["symbol", "bucket"], sort=True)["volume"].sum()
-    out = out.reset_index()
-    out["timestamp"] = pd.to_datetime(out["bucket"].to_numpy(), utc=True)
-    return out.drop(columns="bucket")
+    starts = group_starts(sym, bucket)
+    vol = cols["volume"]
+    traded = vol > 0
+    has_trade = np.add.reduceat(traded.astype(np.int64), starts) > 0
+    idx = np.arange(len(t))
+    big = len(t)
+    first_tr = np.minimum.reduceat(np.where(traded, idx, big), starts)
+    last_tr = np.maximum.reduceat(np.where(traded, idx, -1), starts)
+    ends = np.r_[starts[1:], len(t)] - 1
+    first = np.where(has_trade, first_tr, starts)
+    last = np.where(has_trade, last_tr, ends)
+    hi_tr = np.maximum.reduceat(np.where(traded, cols["high"], -np.inf), starts)
+    lo_tr = np.minimum.reduceat(np.where(traded, cols["low"], np.inf), starts)
+    hi_all = np.maximum.reduceat(cols["high"], starts)
+    lo_all = np.minimum.reduceat(cols["low"], starts)
+    return {
+        "sym": sym[starts], "sess": sess[starts], "t": bucket[starts],
+        "open": cols["open"][first], "high": np.where(has_trade, hi_tr, hi_all),
+        "low": np.where(has_trade, lo_tr, lo_all), "close": cols["close"][last],
+        "volume": np.add.reduceat(vol, starts), "line": cols["line"][starts], "file": cols["file"][starts],
+    }
 
 
-def fill_gaps(df: pd.DataFrame, bar: pd.Timedelta, sched: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
-    """Insert the bars missing inside each regular session, between a symbol's first and last bar, as
-    stale bars: open = high = low = close = the previous close, volume 0. No trade is invented."""
-    step = bar.value
-    opens = sched["open"].to_numpy(dtype="datetime64[ns]").view("int64")
-    closes = sched["close"].to_numpy(dtype="datetime64[ns]").view("int64")
-    n_per = np.maximum((closes - opens + step - 1) // step, 0)
-    pieces = []
-    for symbol, g in df.groupby("symbol", sort=True):
-        s0, s1 = int(g["_sess"].iloc[0]), int(g["_sess"].iloc[-1])
-        counts = n_per[s0 : s1 + 1]
-        grid = np.repeat(opens[s0 : s1 + 1], counts) + (
-            np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        ) * step
-        sess_ids = np.repeat(np.arange(s0, s1 + 1), counts)
-        t = g["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
-        keep = (grid >= t[0]) & (grid <= t[-1])
-        grid, sess_ids = grid[keep], sess_ids[keep]
-        if len(grid) == len(t) and np.array_equal(grid, t):
-            pieces.append(g)
-            continue
-        pos = np.searchsorted(grid, t)
-        on_grid = (pos < len(grid)) & (grid[np.clip(pos, 0, len(grid) - 1)] == t)
-        if not on_grid.all():
-            bad = g.iloc[int(np.flatnonzero(~on_grid)[0])]
-            raise DataError(
-                f"{symbol}: bar at {bad['timestamp']} is off the {bar} grid of its session",
-                rule="off_grid", line=int(bad["_line"]) if "_line" in g.columns and pd.notna(bad["_line"]) else None,
-            )
-        full = pd.DataFrame({"timestamp": grid, "_sess": sess_ids})
-        present = np.zeros(len(grid), dtype=bool)
-        present[pos] = True
-        cols = {c: np.full(len(grid), np.nan) for c in ("open", "high", "low", "close", "volume")}
-        for c in cols:
-            cols[c][pos] = g[c].to_numpy()
-        close = pd.Series(cols["close"]).ffill().to_numpy()
-        for c in ("open", "high", "low", "close"):
-            cols[c] = np.where(present, cols[c], close)
-        cols["volume"] = np.where(present, cols["volume"], 0.0)
-        filled = pd.DataFrame({"symbol": symbol, **cols})
-        filled["timestamp"] = pd.to_datetime(grid, utc=True)
-        filled["_sess"] = sess_ids
-        report.filled_stale += int((~present).sum())
-        pieces.append(filled)
-    return pd.concat(pieces, ignore_index=True) if pieces else df
+def resample(df: pd.DataFrame, bar: pd.Timedelta, sched: pd.DataFrame, sess: np.ndarray) -> pd.DataFrame:
+    """DataFrame wrapper of :func:`resample_arrays` (columns symbol, timestamp, OHLCV; sorted)."""
+    codes, uniq = pd.factorize(df["symbol"], sort=True)
+    cols = {"sym": codes, "sess": np.asarray(sess), "t": df["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64"),
+            "line": np.zeros(len(df), np.int64), "file": np.zeros(len(df), np.int32)}
+    for c in ("open", "high", "low", "close", "volume"):
+        cols[c] = df[c].to_numpy(dtype=float)
+    out = resample_arrays(cols, bar, open_close_ns(sched)[0])
+    frame = pd.DataFrame({c: out[c] for c in ("open", "high", "low", "close", "volume")})
+    frame.insert(0, "symbol", np.asarray(uniq)[out["sym"]])
+    frame["timestamp"] = pd.to_datetime(out["t"], utc=True)
+    frame["_sess"] = out["sess"]
+    return frame

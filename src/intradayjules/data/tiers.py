@@ -27,14 +27,37 @@ def tier_of(adv: np.ndarray | float, cfg: TierConfig | None = None) -> np.ndarra
 
 
 def daily_dollar_volume(bars: pd.DataFrame) -> pd.DataFrame:
-    """Per symbol and session: dollar volume (sum of close * volume), shares, bars and stale bars."""
-    dv = bars["close"].to_numpy() * bars["volume"].to_numpy()
-    work = pd.DataFrame({"symbol": bars["symbol"].to_numpy(), "session": bars["session"].to_numpy(),
-                         "dollar_volume": dv, "volume": bars["volume"].to_numpy(),
-                         "stale": bars["stale"].to_numpy()})
-    g = work.groupby(["symbol", "session"], sort=True)
-    return pd.DataFrame({"dollar_volume": g["dollar_volume"].sum(), "volume": g["volume"].sum(),
-                         "bars": g["stale"].size(), "stale_bars": g["stale"].sum()}).reset_index()
+    """Per symbol and session: dollar volume (sum of close * volume), shares, bars and stale bars.
+
+    Sorted by symbol, then session. Works on any row order; a canonical table (sorted by symbol, time) is
+    summed in one pass over runs of equal (symbol, session), without a groupby's copies."""
+    codes, uniques = pd.factorize(bars["symbol"], sort=True)
+    sess = bars["session"].to_numpy(dtype="datetime64[ns]").view("int64")
+    n = len(codes)
+    order = None
+    if n > 1 and ((np.diff(codes) < 0).any() or ((codes[1:] == codes[:-1]) & (sess[1:] < sess[:-1])).any()):
+        order = np.lexsort((sess, codes))
+        codes, sess = codes[order], sess[order]
+
+    def col(name, dtype=np.float64):
+        x = bars[name].to_numpy(dtype=dtype)
+        return x[order] if order is not None else x
+
+    close, vol, stale = col("close"), col("volume"), col("stale", bool)
+    if n == 0:
+        return pd.DataFrame({"symbol": pd.Series([], dtype=object), "session": pd.Series([], dtype="datetime64[ns]"),
+                             "dollar_volume": [], "volume": [], "bars": [], "stale_bars": []})
+    change = np.ones(n, bool)
+    change[1:] = (codes[1:] != codes[:-1]) | (sess[1:] != sess[:-1])
+    starts = np.flatnonzero(change)
+    return pd.DataFrame({
+        "symbol": np.asarray(uniques, dtype=object)[codes[starts]],
+        "session": sess[starts].view("datetime64[ns]"),
+        "dollar_volume": np.add.reduceat(close * vol, starts),
+        "volume": np.add.reduceat(vol, starts),
+        "bars": np.diff(np.r_[starts, n]),
+        "stale_bars": np.add.reduceat(stale.astype(np.int64), starts),
+    })
 
 
 def trailing_adv(daily: pd.DataFrame, cfg: TierConfig | None = None) -> pd.DataFrame:

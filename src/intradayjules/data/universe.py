@@ -15,10 +15,12 @@ A universe is a long table ``date, permno, ticker, mktcap, adv, tier`` (one row 
      rebalance date (the first grid date of each month, or every date) - names leaving between
      rebalances are not replaced until the next one.
 * **A membership file** (:func:`membership_universe`, :func:`read_membership`): spells ``permno`` (or
-  ``id``) or ``ticker``, ``start``, ``end`` (inclusive; empty = open), e.g. an index's constituent
-  history. Ticker spells are resolved to PERMNOs by date range (:func:`intradayjules.data.crsp.ticker_spells`),
-  so a reused ticker resolves to whichever company carried it during the spell. Conditions 1, 3 and 4 still
-  apply (one cannot hold a name before its first price or after it delisted).
+  ``id``) or ``ticker``, ``start``, ``end`` (inclusive; empty = open; common aliases such as
+  ``ticker,start_date,end_date`` accepted, ``MEMBER_ALIASES``), e.g. an index's constituent history.
+  Ticker spells are resolved to PERMNOs by date range (:func:`intradayjules.data.crsp.ticker_spells`), so a
+  reused ticker resolves to whichever company carried it during the spell; spells that match no price data
+  are listed with examples in ``Universe.notes``. Conditions 1, 3 and 4 still apply (one cannot hold a name
+  before its first price or after it delisted).
 
 Every member carries ``adv`` = mean of ``|PRC| x VOL`` over its last ``TierConfig.adv_window_days`` rows
 strictly before ``d`` (at least ``min_history_days``) and ``tier = tiers.tier_of(adv)``: the same
@@ -27,12 +29,13 @@ thresholds as the intraday tiers. Nothing on or after ``d`` enters the row for `
 Exits: :func:`delisting_events` lists delistings as :class:`DelistingEvent`; :func:`apply_delisting` is
 the one rule that turns a held position into cash on delisting (value at the day's last price times
 ``1 + DLRET``); :func:`exits` lists the names that leave between two dates and why. The daily backtest in
-``evaluate/survivorship.py`` uses them, and the intraday environment is to call them as well.
+``evaluate/survivorship.py`` uses them; ``pit.pit_status`` turns them into per-session arrays for the
+intraday environment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +43,8 @@ import pandas as pd
 
 from ..config import CrspConfig, TierConfig
 from ..errors import DataError
-from .crsp import CrspData, _dates, _numeric, _read_table, ticker_spells
+from .crsp import CrspData, ticker_spells
+from .crsp_parse import _dates, _numeric, _read_table
 from .tiers import tier_of
 
 UNIVERSE_COLUMNS = ["date", "permno", "ticker", "mktcap", "adv", "tier"]
@@ -52,6 +56,7 @@ class Universe:
 
     table: pd.DataFrame
     grid: pd.DatetimeIndex
+    notes: list[str] = field(default_factory=list)  # e.g. membership spells that matched no price data
 
     def members(self, date) -> pd.DataFrame:
         """Members on ``date`` (a grid date, or the next grid date for a day between them)."""
@@ -71,14 +76,17 @@ class Universe:
 @dataclass(frozen=True)
 class DelistingEvent:
     """One delisting: the position is closed on ``date`` at ``1 + dlret`` times its value at that day's
-    last price. ``dlret`` NaN (non-performance delisting with no CRSP value) is applied as 0."""
+    last price. ``dlret`` NaN (no CRSP value and no fill) is applied as 0. ``code`` is the DLSTCD (None when
+    the file has none). ``in_ret``: the delisting return is already inside that date's RET (CIZ files):
+    marking the position with RET closes it, and nothing more is applied."""
 
     permno: int
     date: pd.Timestamp
-    code: int
+    code: int | None
     dlret: float
     filled: bool
     performance: bool
+    in_ret: bool = False
 
 
 def apply_delisting(position_value, event_or_dlret):
@@ -86,9 +94,13 @@ def apply_delisting(position_value, event_or_dlret):
     delisting date, i.e. after that day's RET) when it delists: ``position_value * (1 + DLRET)``.
 
     ``event_or_dlret`` is a :class:`DelistingEvent` or a DLRET value/array; a missing DLRET counts as 0
-    (the position is closed at its last price). Works on numpy arrays elementwise.
+    (the position is closed at its last price), and so does an event whose return is already in RET
+    (``in_ret``). Works on numpy arrays elementwise.
     """
-    dl = event_or_dlret.dlret if isinstance(event_or_dlret, DelistingEvent) else event_or_dlret
+    if isinstance(event_or_dlret, DelistingEvent):
+        dl = 0.0 if event_or_dlret.in_ret else event_or_dlret.dlret
+    else:
+        dl = event_or_dlret
     dl = np.nan_to_num(np.asarray(dl, dtype=float), nan=0.0)
     out = np.asarray(position_value, dtype=float) * (1.0 + dl)
     return float(out) if out.ndim == 0 else out
@@ -102,8 +114,9 @@ def delisting_events(crsp: CrspData, start=None, end=None) -> list[DelistingEven
     if end is not None:
         ev = ev[ev["dlstdt"] <= pd.Timestamp(end)]
     ev = ev.sort_values(["dlstdt", "permno"])
-    return [DelistingEvent(int(e.permno), pd.Timestamp(e.dlstdt), int(e.dlstcd), float(e.dlret),
-                           bool(e.dlret_filled), bool(e.performance)) for e in ev.itertuples()]
+    return [DelistingEvent(int(e.permno), pd.Timestamp(e.dlstdt), None if pd.isna(e.dlstcd) else int(e.dlstcd),
+                           float(e.dlret), bool(e.dlret_filled), bool(e.performance), bool(e.in_ret))
+            for e in ev.itertuples()]
 
 
 # ------------------------------------------------------------------------------------- construction
@@ -201,19 +214,41 @@ def crsp_universe(crsp: CrspData, cfg: CrspConfig | None = None, tier_cfg: TierC
     return _finish(cand, tier_cfg, grid)
 
 
+MEMBER_ALIASES = {
+    "permno": ["permno", "id", "permno_id", "lpermno"],
+    "ticker": ["ticker", "symbol", "tic", "tsymbol"],
+    "start": ["start", "start_date", "startdate", "from", "from_date", "begin", "begin_date", "date_added", "added",
+              "added_date", "entry_date", "mbrstartdt"],
+    "end": ["end", "end_date", "enddate", "to", "to_date", "until", "ending", "finish", "date_removed", "removed",
+            "removed_date", "exit_date", "mbrenddt"],
+}
+
+
+def _member_column(lower: dict, what: str) -> str | None:
+    return next((lower[a] for a in MEMBER_ALIASES[what] if a in lower), None)
+
+
 def read_membership(path: str | Path) -> pd.DataFrame:
-    """Spells ``permno``/``id`` or ``ticker``, ``start``, ``end`` (inclusive, empty = open) from CSV or
-    Parquet; returns ``permno`` (NaN where only a ticker is given), ``ticker``, ``start``, ``end``, ``line``."""
+    """Spells of point-in-time membership (an index's constituents...) from CSV or Parquet.
+
+    Columns (any case, aliases in ``MEMBER_ALIASES``): an id (``permno``/``id``) or a ``ticker``
+    (``symbol``, ``tic``), a start (``start``, ``start_date``, ``from``, ``date_added``, CRSP's ``MbrStartDt``...)
+    and an end (``end``, ``end_date``, ``to``, ``ending``, ``date_removed``, ``MbrEndDt``...); inclusive, an
+    empty end = still a member. Returns ``permno`` (NaN where only a ticker is given), ``ticker``, ``start``,
+    ``end``, ``line``. A missing column is an error that lists the file's columns and the names accepted."""
     path = Path(path)
     raw, offset = _read_table(path)
     lower = {str(c).strip().lower(): c for c in raw.columns}
-    idcol = lower.get("permno", lower.get("id"))
-    tcol = lower.get("ticker", lower.get("symbol"))
-    for need in ("start", "end"):
-        if need not in lower:
-            raise DataError(f"missing column {need!r}", file=str(path), rule="missing_column", column=need)
+    have = ", ".join(map(str, raw.columns))
+    idcol, tcol = _member_column(lower, "permno"), _member_column(lower, "ticker")
+    scol, ecol = _member_column(lower, "start"), _member_column(lower, "end")
+    for need, col in (("start", scol), ("end", ecol)):
+        if col is None:
+            raise DataError(f"no {need} column (accepted: {', '.join(MEMBER_ALIASES[need])}; the file has: {have})",
+                            file=str(path), rule="missing_column", column=need)
     if idcol is None and tcol is None:
-        raise DataError("need a 'permno' (or 'id') or a 'ticker' column", file=str(path),
+        raise DataError(f"need an id column ({', '.join(MEMBER_ALIASES['permno'])}) or a ticker column "
+                        f"({', '.join(MEMBER_ALIASES['ticker'])}); the file has: {have}", file=str(path),
                         rule="missing_column", column="permno")
     kw = dict(path=path, offset=offset)
     out = pd.DataFrame({"line": np.arange(len(raw)) + offset})
@@ -229,8 +264,8 @@ def read_membership(path: str | Path) -> pd.DataFrame:
         out["permno"] = ids
     else:
         out["permno"] = np.nan
-    out["start"] = _dates(raw[lower["start"]], column=lower["start"], required=True, **kw)
-    end = _dates(raw[lower["end"]], column=lower["end"], required=False, **kw)
+    out["start"] = _dates(raw[scol], column=scol, required=True, **kw)
+    end = _dates(raw[ecol], column=ecol, required=False, **kw)
     out["end"] = pd.to_datetime(end).fillna(pd.Timestamp.max.normalize())
     noid = out["permno"].isna() & out["ticker"].isna()
     if noid.any():
@@ -240,47 +275,76 @@ def read_membership(path: str | Path) -> pd.DataFrame:
     back = out["end"] < out["start"]
     if back.any():
         r = out[back].iloc[0]
-        raise DataError("end is before start", file=str(path), line=int(r["line"]), rule="bad_spell",
-                        column=lower["end"])
+        raise DataError("end is before start", file=str(path), line=int(r["line"]), rule="bad_spell", column=ecol)
     return out
 
 
+def _span(start, end) -> str:
+    e = "open" if pd.Timestamp(end) >= pd.Timestamp.max.normalize() else str(pd.Timestamp(end).date())
+    return f"{pd.Timestamp(start).date()}..{e}"
+
+
 def resolve_spells(spells: pd.DataFrame, crsp: CrspData) -> tuple[pd.DataFrame, list[str]]:
-    """Ticker spells -> PERMNO spells: the overlap of each spell with each ticker spell of that ticker."""
-    notes: list[str] = []
-    by_id = spells[spells["permno"].notna()][["permno", "start", "end"]]
+    """Ticker spells -> PERMNO spells (the overlap of each spell with each ticker spell of that ticker), and
+    notes on the spells that match no price data, with examples (they add no member)."""
+    by_id = spells[spells["permno"].notna()]
     tick = spells[spells["permno"].isna()]
-    parts = [by_id]
+    parts = [by_id[["permno", "start", "end", "line"]]]
+    unmatched: list[str] = []
     if len(tick):
         ts = ticker_spells(crsp.panel)
         m = tick.merge(ts, on="ticker", suffixes=("", "_t"))
         m["s"] = m[["start", "start_t"]].max(axis=1)
         m["e"] = m[["end", "end_t"]].min(axis=1)
         m = m[m["s"] <= m["e"]]
-        parts.append(pd.DataFrame({"permno": m["permno_t"], "start": m["s"], "end": m["e"]}))
-        unresolved = set(tick["line"]) - set(m["line"])
-        if unresolved:
-            notes.append(f"{len(unresolved)} ticker spell(s) match no PERMNO (lines {sorted(unresolved)[:5]})")
+        parts.append(pd.DataFrame({"permno": m["permno_t"], "start": m["s"], "end": m["e"], "line": m["line"]}))
+        for r in tick[~tick["line"].isin(m["line"])].itertuples():
+            carriers = ts[ts["ticker"] == r.ticker]
+            had = "; ".join(f"PERMNO {int(c.permno)} {_span(c.start, c.end)}" for c in carriers.head(2).itertuples())
+            unmatched.append(f"line {r.line}: ticker {r.ticker} {_span(r.start, r.end)}: no PERMNO carries it then"
+                             + (f" (it is on {had})" if had else " (not in the price data)"))
     out = pd.concat(parts, ignore_index=True)
     out["permno"] = out["permno"].astype(np.int64)
-    return out, notes
+    rng = crsp.panel.groupby("permno")["date"].agg(["min", "max"])
+    lo, hi = rng["min"].reindex(out["permno"]).to_numpy(), rng["max"].reindex(out["permno"]).to_numpy()
+    absent = pd.isna(lo)
+    outside = ~absent & ((out["end"].to_numpy() < lo) | (out["start"].to_numpy() > hi))
+    for k in np.flatnonzero((absent | outside) & out["line"].isin(by_id["line"]).to_numpy()):
+        r = out.iloc[k]
+        why = ("not in the price data" if absent[k] else
+               f"its prices run {pd.Timestamp(lo[k]).date()}..{pd.Timestamp(hi[k]).date()}")
+        unmatched.append(f"line {int(r['line'])}: PERMNO {int(r['permno'])} {_span(r['start'], r['end'])}: {why}")
+    notes = []
+    if unmatched:
+        unmatched.sort(key=lambda x: int(x.split(":")[0].split()[1]))
+        notes.append(f"{len(unmatched)} of {len(spells)} membership spell(s) match no price data (they add no member), "
+                     f"e.g. " + "; ".join(unmatched[:5]))
+    return out[["permno", "start", "end"]], notes
 
 
 def membership_universe(spells: pd.DataFrame | str | Path, crsp: CrspData, cfg: CrspConfig | None = None,
                         tier_cfg: TierConfig | None = None, *, start=None, end=None) -> Universe:
     """Members = spell covers ``d`` and the name passes conditions 1, 3, 4 (listed, not yet delisted,
-    not stale); share/exchange filters are not applied (the membership list is the filter)."""
+    not stale); share/exchange filters are not applied (the membership list is the filter). Spells that
+    match no price data are listed in ``Universe.notes``."""
     cfg = cfg or CrspConfig()
     tier_cfg = tier_cfg or TierConfig()
     if not isinstance(spells, pd.DataFrame):
         spells = read_membership(spells)
-    resolved, _ = resolve_spells(spells, crsp)
+    resolved, notes = resolve_spells(spells, crsp)
     grid = _grid(crsp, start, end)
-    all_ok = CrspData(panel=crsp.panel.assign(eligible=True), delistings=crsp.delistings, freq=crsp.freq)
-    cand = _candidates(all_ok, cfg, tier_cfg, grid)
+    cand = listed_candidates(crsp, cfg, tier_cfg, grid)
     m = cand.merge(resolved, on="permno")
     m = m[(m["start"] <= m["date"]) & (m["date"] <= m["end"])].drop_duplicates(["date", "permno"])
-    return _finish(m[["date", "permno", "ticker", "mktcap", "adv"]], tier_cfg, grid)
+    u = _finish(m[["date", "permno", "ticker", "mktcap", "adv"]], tier_cfg, grid)
+    u.notes = notes
+    return u
+
+
+def listed_candidates(crsp: CrspData, cfg: CrspConfig, tier_cfg: TierConfig, grid: pd.DatetimeIndex) -> pd.DataFrame:
+    """Every (date, permno) of conditions 1, 3, 4 only (listed, not delisted, not stale): no code filters."""
+    all_ok = CrspData(panel=crsp.panel.assign(eligible=True), delistings=crsp.delistings, freq=crsp.freq)
+    return _candidates(all_ok, cfg, tier_cfg, grid)
 
 
 def exits(universe: Universe, crsp: CrspData, prev_date, date) -> pd.DataFrame:
