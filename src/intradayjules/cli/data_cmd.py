@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from ..errors import DataError
-from .common import console, err_console, fail, load_or_exit
+from .common import console, err_console, fail, load_or_exit, set_option
 
 app = typer.Typer(help="Load, validate and synthesise bar data.", no_args_is_help=True)
 MAX_LISTED = 5
@@ -28,7 +28,8 @@ def _money(x: float) -> str:
 @app.command()
 def validate(
     path: Path = typer.Argument(..., help="CSV/Parquet file, directory of per-symbol files, or a `data synth` folder"),
-    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML (data section)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML or preset (data section)"),
+    set_: list[str] = set_option(),
     timezone: str | None = typer.Option(None, help="time zone of naive timestamps (e.g. UTC)"),
     calendar: str | None = typer.Option(None, help="exchange_calendars code (e.g. XNYS)"),
     bar: str | None = typer.Option(None, "--bar", help="resample to this bar (e.g. 5min): an explicit choice"),
@@ -41,7 +42,7 @@ def validate(
     from ..data import load_bars
     from ..data.quality import regime_shifts, split_counts, summarize, tier_changes
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, set_)
     data_cfg = cfg.data.model_copy(deep=True)
     try:
         for key, value in (("timezone", timezone), ("calendar", calendar), ("bar", bar)):

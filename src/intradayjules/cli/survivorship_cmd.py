@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import DataError
-from .common import console, fail, load_or_exit
+from .common import console, fail, load_or_exit, set_option
 
 app = typer.Typer(help="Survivorship bias on CRSP data: point-in-time universe vs survivors.",
                   no_args_is_help=True)
@@ -29,7 +29,8 @@ def report(
                                         "start, end): the point-in-time universe; survivors = the end date's members"),
     start: str | None = typer.Option(None, "--start", help="first date, YYYY-MM-DD (default: data start)"),
     end: str | None = typer.Option(None, "--end", help="last date, YYYY-MM-DD (default: data end)"),
-    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML (crsp, data.tiers)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML or preset (crsp, data.tiers)"),
+    set_: list[str] = set_option(),
     top_n: int | None = typer.Option(None, "--top-n", help="universe = N largest by market cap"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the statistics as JSON"),
 ) -> None:
@@ -40,7 +41,7 @@ def report(
     from ..data.universe import read_membership
     from ..evaluate.survivorship import survivorship_report
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, set_)
     try:
         s = pd.Timestamp(start) if start else None
         e = pd.Timestamp(end) if end else None

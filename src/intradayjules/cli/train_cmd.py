@@ -52,7 +52,7 @@ def train(
                 prepared = prepare(cfg, data)
             console.print(f"training on {', '.join(prepared.env_data.symbols)} "
                           f"(features: {'hit' if prepared.feature_hit else 'built'}), run dir {out}")
-            done = training_run(prepared, out, cfg=cfg, tracker=tracker, name=name or cfg.name,
+            done = training_run(prepared, out, cfg=prepared.cfg, tracker=tracker, name=name or cfg.name,
                                 total_timesteps=timesteps, progress_bar=sys.stderr.isatty(), resume_from=resume,
                                 trust_pickle=trust_pickle)
         result, paths, run_id = done.result, done.paths, done.run_id

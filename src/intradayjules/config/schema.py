@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import ConfigError
 from ..redact import redact_obj
+from .checks import check_bar, check_calendar
 from .profiles import PROFILE_NAMES, RISK_PROFILES
 
 
@@ -49,7 +50,6 @@ class SyntheticConfig(Section):
     @field_validator("bar")
     @classmethod
     def _bar(cls, v: str) -> str:
-        from .data.sessions import check_bar  # lazy: data imports this module
         return check_bar(v)
 
 
@@ -109,13 +109,11 @@ class DataConfig(Section):
     @field_validator("calendar")
     @classmethod
     def _calendar(cls, v: str) -> str:
-        from .data.sessions import check_calendar  # lazy: data imports this module
         return check_calendar(v)
 
     @field_validator("bar")
     @classmethod
     def _bar(cls, v: str | None) -> str | None:
-        from .data.sessions import check_bar  # lazy: data imports this module
         return v if v is None else check_bar(v)
 
     @model_validator(mode="after")

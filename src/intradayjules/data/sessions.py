@@ -17,7 +17,6 @@ with the reason, so the config schema can call them from a validator.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from ..config.checks import calendar_names, check_bar, check_calendar  # noqa: F401  (re-exported)
 from ..errors import DataError
 
 MIN_BARS_FOR_SIZE = 20  # a session needs this many bars before its grid says anything about the bar size
@@ -40,38 +40,6 @@ def _calendar(name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return xcals.get_calendar(name, start="1990-01-01")
-
-
-def calendar_names() -> list[str]:
-    import exchange_calendars as xcals
-
-    return sorted(xcals.get_calendar_names(include_aliases=True))
-
-
-def check_calendar(name: str) -> str:
-    """``name`` if it is an exchange_calendars code (or alias), else ``ValueError`` with close matches."""
-    names = calendar_names()
-    if name in names:
-        return name
-    close = difflib.get_close_matches(name.upper(), names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown exchange calendar {name!r} (exchange_calendars codes such as XNYS, XNAS, "
-                     f"XLON, XTKS{hint})")
-
-
-def check_bar(text: str) -> str:
-    """``text`` if it is a pandas duration of whole seconds, above 0 and below one day, else ``ValueError``."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            td = pd.Timedelta(text)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"bar {text!r} is not a duration such as '1min', '5min', '15min', '1h' ({e})") from None
-    if td <= pd.Timedelta(0) or td >= pd.Timedelta(days=1):
-        raise ValueError(f"bar {text!r} must be above 0 and below one day (intraday bars)")
-    if td.value % 10**9:
-        raise ValueError(f"bar {text!r} must be a whole number of seconds")
-    return text
 
 
 def schedule(calendar: str, start, end) -> pd.DataFrame:

@@ -81,6 +81,7 @@ def run(cfg: ExperimentConfig, seeds: int = 3, out_dir: str | Path | None = None
     """Train and evaluate both arms for ``seeds`` seeds; returns (and writes) the per-run and mean table."""
     eval_cfg = apply_overrides(cfg, {"market.model": "realistic"})
     prepared = prepare(cfg, data_path)
+    cfg = prepared.cfg  # records --data (pipeline.prepare.with_data_path)
     out = Path(out_dir) if out_dir else run_dir(cfg, f"{cfg.name}-illiquid-experiment")
     rows: list[ArmResult] = []
     for seed in range(seeds):

@@ -37,7 +37,7 @@ from ..tune.backend import get_backend
 from ..tune.search import run_search
 from ..tune.space import SearchSpace
 from .illiquid import arm_config
-from .prepare import prepare, run_dir
+from .prepare import prepare, run_dir, with_data_path
 from .train_run import train, training_run
 
 Progress = Callable[[str, str], None]
@@ -84,6 +84,7 @@ def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = Non
 def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = None, address: str | None = None,
               track: bool | None = None, progress: Progress | None = None) -> MainResult:
     say = progress or (lambda stage, msg: None)
+    cfg = with_data_path(cfg, data_path)  # the recorded config names the data really used
     track = cfg.tracking.enabled if track is None else track
     timings: dict[str, float] = {}
     cfg = apply_overrides(cfg, {k: v for k, v in (("tune.backend", backend), ("tune.address", address),

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
-from ..config import ExperimentConfig
+from ..config import ExperimentConfig, apply_overrides
 from ..data import Bars, load_data
 from ..data.fingerprint import experiment_fingerprint
 from ..env import EnvData, prepare as env_prepare, session_splits
@@ -63,9 +63,19 @@ def run_dir(cfg: ExperimentConfig, name: str | None = None) -> Path:
     return d
 
 
+def with_data_path(cfg: ExperimentConfig, data_path: str | Path | None) -> ExperimentConfig:
+    """``cfg`` recording the data a run really uses: with ``--data PATH`` its data section becomes
+    ``source: path, path: <absolute PATH>``, so the run's config.yaml, report and MLflow params name the
+    bars it trained on and rerunning the recorded config trains on the same data."""
+    if data_path is None:
+        return cfg
+    return apply_overrides(cfg, {"data.source": "path", "data.path": str(Path(data_path).resolve())})
+
+
 def prepare(cfg: ExperimentConfig, data_path: str | Path | None = None, *, use_store: bool = True) -> Prepared:
     """Load (or synthesise) and validate bars, get features and their training-session scaler from the
-    store, build the env arrays."""
+    store, build the env arrays. ``Prepared.cfg`` records ``data_path`` (:func:`with_data_path`)."""
+    cfg = with_data_path(cfg, data_path)
     timings = {}
     t0 = time.perf_counter()
     bars, universe = load_data(cfg, data_path)
