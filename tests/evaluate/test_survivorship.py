@@ -102,13 +102,15 @@ def test_cli_synth_then_report(tmp_path):
     assert res.exit_code == 0, res.output
     truth = json.loads((out / "truth.json").read_text())
     js = tmp_path / "stats.json"
-    res = runner.invoke(app, ["report", "--crsp", str(out), "--json", str(js)])
+    res = runner.invoke(app, ["report", "--crsp", str(out), "--out", str(js)])
     assert res.exit_code == 0, res.output
     stats = json.loads(js.read_text())
     assert stats["bias_ann"] == pytest.approx(truth["realised"]["bias_ann"], abs=1e-9)
     assert "survivors only" in res.output and "built-in bias" in res.output
+    printed = runner.invoke(app, ["report", "--crsp", str(out), "--json"])  # --json: one JSON object on stdout
+    assert printed.exit_code == 0 and json.loads(printed.stdout)["bias_ann"] == stats["bias_ann"]
     res = runner.invoke(app, ["report", "--crsp", str(out), "--start", "2015-06-01", "--end", "2015-12-31",
-                              "--top-n", "20", "--json", str(js)])
+                              "--top-n", "20", "--out", str(js)])
     assert res.exit_code == 0, res.output
     stats = json.loads(js.read_text())
     assert stats["start"] >= "2015-06-01" and stats["end"] <= "2015-12-31"

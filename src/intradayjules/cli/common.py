@@ -3,6 +3,7 @@ with readable errors."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -12,7 +13,8 @@ from ..config import ExperimentConfig, apply_overrides, load_config, parse_set_o
 from ..errors import IntradayJulesError
 from ..redact import redact_text
 
-console = Console()
+# Piped output gets a wide console, so tables are not cut into "…" cells at 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=240)
 err_console = Console(stderr=True, soft_wrap=True)
 
 SET_HELP = "override a config key, e.g. --set agent.seed=3 (repeatable; values are YAML)"

@@ -36,6 +36,8 @@ def validate(
     extended_hours: bool = typer.Option(False, help="keep pre- and post-market bars"),
     sort: bool = typer.Option(False, "--sort", help="repair: sort unsorted rows (reported)"),
     drop_duplicates: bool = typer.Option(False, "--drop-duplicates", help="repair: drop duplicate bars"),
+    as_json: bool = typer.Option(False, "--json", help="print the per-symbol table, holes, tier changes and "
+                                 "session counts as one JSON object"),
 ) -> None:
     """Validate bars and print a per-symbol table, holes, tier changes, regime shifts and the sessions a run
     would use (warning when too few); exit 1 with the first errors on invalid data."""
@@ -65,6 +67,20 @@ def validate(
     tiers = data_cfg.tiers
     summary = summarize(bars, tiers)
     start, end = bars.frame["session"].min(), bars.frame["session"].max()
+    if as_json:
+        import json
+
+        counts = split_counts(bars.frame["session"].unique(), data_cfg.splits, tiers.adv_window_days)
+        typer.echo(json.dumps({
+            "path": str(path), "bars": len(bars.frame), "first": str(start.date()), "last": str(end.date()),
+            "symbols": json.loads(summary.to_json(orient="records", date_format="iso")),
+            "holes": [str(h) for h in bars.report.holes],
+            "tier_changes": json.loads(tier_changes(bars, tiers).to_json(orient="records", date_format="iso")),
+            "regime_shifts": [str(s) for s in regime_shifts(bars, data_cfg.regime_window, data_cfg.regime_factor)],
+            "sessions": {"total": counts.sessions, "warmup": counts.warmup, "train": counts.train, "val": counts.val,
+                         "test": counts.test},
+            "warnings": ([counts.problem()] if counts.problem() else []) + counts.warnings()}, default=str))
+        return
     table = Table(title=f"{path}: {len(bars.frame):,} bars, {start.date()}..{end.date()} ({elapsed:.2f} s)",
                   caption=f"coverage: input bars / calendar bars from first to last session (filled bars do not "
                           f"count); ADV and tier: one window, each symbol's last {tiers.adv_window_days} sessions "

@@ -24,6 +24,7 @@ def rollout(
     mode: str | None = typer.Option(None, help="override env.mode: single or multi"),
     cost_model: str | None = typer.Option(None, "--cost-model", help="override market.model: realistic or flat"),
     seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON record per episode instead of a table"),
 ) -> None:
     """Print one row per episode: P&L, costs by kind, traded notional by tier, participation."""
     import warnings
@@ -45,6 +46,9 @@ def rollout(
         df = run(env, policy, episodes, seed)
     except (IntradayJulesError, ValueError) as e:
         raise fail(str(e)) from None
+    if as_json:
+        typer.echo(df.to_json(orient="records"))
+        return
     table = Table(title=f"{policy} policy, {split} split, {', '.join(env.symbols)} ({cfg.market.model} costs)")
     cols = ["session", "steps", "end", "P&L $", "bps", "spread $", "impact $", "comm. $", "traded $",
             "liquid $", "mid $", "illiquid $", "max part.", "max DD"]

@@ -73,6 +73,7 @@ def _run(fn: Callable[[], Any]) -> Any:
 def list_(
     name: str | None = typer.Argument(None, help="a registered model: list its versions"),
     config: Path | None = _CONFIG, workdir: Path | None = _WORKDIR, tracking_uri: str | None = _URI,
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """List registered models, or the versions of NAME."""
     from ..track import list_models, list_versions
@@ -80,6 +81,9 @@ def list_(
     tracker = _tracker(config, workdir, tracking_uri)
     if name is None:
         rows = _run(lambda: list_models(tracker))
+        if as_json:
+            typer.echo(json.dumps(rows, indent=1, sort_keys=True, default=str))
+            return
         table = Table(title=f"registered models at {tracker.uri}")
         for col in ("name", "versions", "latest", "aliases"):
             table.add_column(col)
@@ -91,6 +95,11 @@ def list_(
             console.print("no registered models")
         return
     versions = _run(lambda: list_versions(tracker, name))
+    if as_json:
+        typer.echo(json.dumps([{"version": v.version, "aliases": list(v.aliases), "run_id": v.run_id,
+                                "data_fingerprint": v.lineage().data_fingerprint,
+                                "git_commit": v.lineage().git_commit} for v in versions], indent=1, default=str))
+        return
     table = Table(title=f"{name} at {tracker.uri}")
     for col in ("version", "aliases", "run", "data fingerprint", "git commit"):
         table.add_column(col)

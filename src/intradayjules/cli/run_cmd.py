@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import IntradayJulesError
 from ..config import DEFAULT_PRESET
-from .common import console, fail, load_or_exit, set_option
+from .common import console, err_console, fail, load_or_exit, set_option
 
 
 def run(
@@ -19,25 +19,41 @@ def run(
                                help="experiment YAML or preset name (default: the quickstart preset)"),
     set_: list[str] = set_option(),
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
+    trials: int | None = typer.Option(None, "--trials", "-n", min=1, help="tuning trials (tune.n_trials)"),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=0,
+                                       help="tuning worker processes, 0 = all cores (tune.workers)"),
+    timesteps: int | None = typer.Option(None, "--timesteps", min=1,
+                                         help="steps of the retrain and baseline (agent.total_timesteps)"),
+    seed: int | None = typer.Option(None, "--seed", help="agent seed (agent.seed)"),
     backend: str | None = typer.Option(None, "--backend", help="tuning backend: optuna | ray"),
     address: str | None = typer.Option(None, "--address", help="ray: auto | HOST:PORT of a cluster"),
     no_track: bool = typer.Option(False, "--no-track", help="no MLflow tracking or registry"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object at the end"),
 ) -> None:
     """Features -> tuning -> retrain the best trial -> baseline -> evaluation -> champion -> report."""
     from ..pipeline.main_job import run_main
 
-    cfg = load_or_exit(config, set_)
+    flags = {"tune.n_trials": trials, "tune.workers": workers, "agent.total_timesteps": timesteps,
+             "agent.seed": seed}
+    cfg = load_or_exit(config, [*set_, *(f"{k}={v}" for k, v in flags.items() if v is not None)])
     if backend is not None and backend not in ("optuna", "ray"):
         raise fail("--backend must be optuna or ray", 2)
     t_start = time.perf_counter()
     stage_start = {"t": time.perf_counter(), "stage": None}
 
-    with console.status("[bold]starting[/]") as status:
-        def progress(stage: str, message: str) -> None:
+    out = err_console if as_json else console  # --json: stdout carries the JSON only
+    with out.status("[bold]starting[/]") as status:
+        def progress(stage: str, message: str, fraction: float | None = None) -> None:
+            """A stage line; step progress (``fraction``) is a bar on a terminal and a plain line at every
+            tenth otherwise."""
             if stage != stage_start["stage"]:
                 stage_start.update(t=time.perf_counter(), stage=stage)
             elapsed = time.perf_counter() - t_start
-            console.print(f"[dim]{elapsed:6.1f}s[/] [bold cyan]{stage:<9}[/] {message}", highlight=False)
+            if fraction is not None and out.is_terminal:
+                done = int(round(20 * fraction))
+                status.update(f"[bold]{stage}[/]: [{'#' * done}{'.' * (20 - done)}] {message}")
+                return
+            out.print(f"[dim]{elapsed:6.1f}s[/] [bold cyan]{stage:<9}[/] {message}", highlight=False)
             status.update(f"[bold]{stage}[/]: {message}")
 
         try:
@@ -55,6 +71,11 @@ def run(
             log.write_text(traceback.format_exc())
             raise fail(f"{stage_start['stage'] or 'run'} failed: {type(e).__name__}: {e} (traceback: {log})") from None
 
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(json.loads((res.run_dir / "summary.json").read_text()), sort_keys=True))
+        return
     table = Table(title="held-out test sessions, realistic costs")
     table.add_column("metric")
     table.add_column("model", justify="right")

@@ -32,7 +32,8 @@ def report(
     config: Path | None = typer.Option(None, "--config", "-c", help="experiment YAML or preset (crsp, data.tiers)"),
     set_: list[str] = set_option(),
     top_n: int | None = typer.Option(None, "--top-n", help="universe = N largest by market cap"),
-    json_out: Path | None = typer.Option(None, "--json", help="also write the statistics as JSON"),
+    as_json: bool = typer.Option(False, "--json", help="print the statistics as one JSON object (no table)"),
+    out: Path | None = typer.Option(None, "--out", help="also write the statistics as JSON to this file"),
 ) -> None:
     """Annualised return and max drawdown of both portfolios and the bias between them."""
     import pandas as pd
@@ -54,6 +55,12 @@ def report(
     except DataError as err:
         raise fail(escape(str(err)), 1) from None
     st = rep.stats
+    if as_json:
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(st, indent=2))
+        typer.echo(json.dumps({**st, "notes": list(rep.notes)}, indent=1, default=str))
+        return
     table = Table(title=f"survivorship: {crsp} ({st['start']} to {st['end']}, {st['periods']} {st['freq']} periods; "
                         f"universe: {st['universe']})")
     for col in ("portfolio", "ann. return", "max drawdown", "names"):
@@ -79,6 +86,6 @@ def report(
         console.print(f"generator's built-in bias (from its parameters): {ex['bias_ann']:+.2%}/yr "
                       f"+- {ex['bias_ann_sd']:.2%} (1 sd); realised in its own books: "
                       f"{t['realised']['bias_ann']:+.2%}/yr", highlight=False)
-    if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(st, indent=2))
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(st, indent=2))

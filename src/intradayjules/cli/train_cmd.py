@@ -132,6 +132,10 @@ def illiquid(
     from ..pipeline import illiquid as exp
 
     cfg = load_or_exit(config, set_)
+    steps = timesteps or cfg.agent.total_timesteps
+    if steps <= cfg.agent.learning_starts:
+        raise fail(f"--timesteps {steps:,} <= agent.learning_starts ({cfg.agent.learning_starts:,}): both arms would "
+                   "only explore at random and be identical; raise --timesteps or --set agent.learning_starts=N", 2)
 
     def show(r):
         console.print(f"  {r.arm:<11} seed {r.seed}: illiquid share {r.illiquid_trade_share:.3f} "

@@ -339,6 +339,10 @@ class TuneConfig(Section):
     n_trials: int = Field(16, ge=1)
     workers: int = Field(0, ge=0, description="0 = all local cores")
     pruner: Literal["median", "hyperband", "none"] = Field("median", description="Optuna pruner")
+    pruner_startup_trials: int = Field(4, ge=0, description="median pruner: trials that finish before any is pruned")
+    pruner_warmup_steps: int = Field(2, ge=0, description="median pruner: reports of a trial before it can be pruned")
+    sampler: Literal["tpe", "random", "cmaes", "qmc"] = Field(
+        "tpe", description="Optuna sampler (both backends): tpe | random | cmaes | qmc (scrambled Sobol)")
     sampler_seed: int = Field(42, description="TPE seed; each trial samples with a seed made from it and its number")
     storage: str | None = Field(None, description="Optuna storage: RDB URL or journal file (None: runs/tune/<study>/"
                                                   "journal.log); its password is redacted in all output")

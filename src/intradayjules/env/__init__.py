@@ -8,6 +8,7 @@ See docs/environment.md.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,10 +60,18 @@ def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFr
         symbols = list(env.symbols)
     else:
         as_of = pd.Timestamp(splits["train"][-1]) + pd.Timedelta(days=1)
-        n = 1 if env.mode == "single" else env.n_assets
+        available = frame["symbol"].nunique()
+        n = 1 if env.mode == "single" else min(env.n_assets, available)
+        if env.mode == "multi" and available < env.n_assets:
+            warnings.warn(f"env.n_assets is {env.n_assets} but the data has {available} symbol(s): trading "
+                          f"{available} (set env.n_assets or env.symbols to silence this)", stacklevel=2)
         symbols = pick_symbols(frame, n, universe, cfg.data.tiers, as_of)
     if env.mode == "single" and len(symbols) != 1:
-        raise ValueError(f"env.symbols: single mode takes one symbol, got {symbols}")
+        raise ValueError(f"env.symbols: env.mode single takes one symbol, got {symbols} (use env.mode: multi "
+                         "for several)")
+    missing = sorted(set(symbols) - set(frame["symbol"].unique()))
+    if missing:
+        raise ValueError(f"env.symbols: {missing} not in the data (it has {sorted(frame['symbol'].unique())})")
     if features is None:
         sub = frame[frame["symbol"].isin(symbols)].reset_index(drop=True)
         features = compute_features(sub, cfg.features, calendar=cfg.data.calendar)

@@ -18,6 +18,7 @@ Stages (each reported through ``progress(stage, message)``):
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from ..tune.search import run_search
 from ..tune.space import SearchSpace
 from .illiquid import arm_config
 from .prepare import prepare, run_dir, with_data_path
-from .train_run import train, training_run
+from .train_run import StepProgress, train, training_run
 
 Progress = Callable[[str, str], None]
 
@@ -70,6 +71,13 @@ def _eval_summary(stats: dict, res) -> dict:
     closes = res.closing_equity()
     return {"stats": stats, "sessions": list(map(str, closes.index)),
             "equity_curve": equity_from_daily(list(closes.to_numpy()), res.initial_equity)}
+
+
+def _steps(stage: str, say: Progress, total: int) -> StepProgress:
+    """Step progress of a long stage through ``say(stage, message, fraction)`` (a two-argument ``say``
+    gets plain messages)."""
+    takes_fraction = len(inspect.signature(say).parameters) >= 3
+    return StepProgress(lambda msg, frac: say(stage, msg, frac) if takes_fraction else say(stage, msg), total)
 
 
 def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = None, address: str | None = None,
@@ -121,13 +129,15 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     t0 = time.perf_counter()
     best_cfg = SearchSpace.from_config(cfg.tune).apply(cfg, result.best_params)
     say("train", f"retraining the best trial for {best_cfg.agent.total_timesteps:,} steps")
-    model = training_run(prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name)
+    model = training_run(prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name,
+                         extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)])
     timings["train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     base_cfg = arm_config(with_risk_profile(cfg, "off"), "original", cfg.agent.seed)
     say("baseline", "training the original set-up (flat 5 bps costs, no risk shaping)")
-    base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False)  # a reference, not resumed
+    base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False,  # a reference, not resumed
+                     extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
     timings["baseline_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -21,10 +21,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
 
 from ..agents.dqn import Checkpoint, learn, load_model
 from ..agents.export import export_torchscript, save_model
@@ -37,6 +40,23 @@ from ..features.pipeline import feature_spec
 from ..risk.callback import RiskCallback
 from ..track import NoOpTracker, log_training_outputs
 from .prepare import Prepared
+
+
+class StepProgress(BaseCallback):
+    """Reports training progress: ``report(message, fraction)`` at every tenth of ``total`` steps (the
+    CLI draws it as a bar on a terminal and prints plain lines otherwise)."""
+
+    def __init__(self, report: Callable[[str, float], None], total: int, parts: int = 10):
+        super().__init__()
+        self.report, self.total, self.parts = report, max(int(total), 1), int(parts)
+        self._next = 1
+
+    def _on_step(self) -> bool:
+        frac = self.num_timesteps / self.total
+        if frac * self.parts >= self._next:
+            self._next = int(frac * self.parts) + 1
+            self.report(f"{self.num_timesteps:,} / {self.total:,} steps", min(frac, 1.0))
+        return True
 
 
 @dataclass
@@ -67,6 +87,11 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
     composite (default ``cfg.risk.weights``); tuning fixes them so that trials which sample the weights
     are still scored on one scale."""
     cfg = cfg or prepared.cfg
+    steps = int(total_timesteps or cfg.agent.total_timesteps)
+    if steps <= cfg.agent.learning_starts and resume_from is None and init_weights_from is None:
+        warnings.warn(f"{steps:,} training steps <= agent.learning_starts ({cfg.agent.learning_starts:,}): the agent "
+                      "only explores at random and never learns; raise the steps or lower agent.learning_starts",
+                      stacklevel=2)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))

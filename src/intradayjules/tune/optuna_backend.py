@@ -213,11 +213,11 @@ def open_storage(spec: str) -> Any:
                         f"{redact_text(str(e))[:500]}") from None
 
 
-def make_pruner(kind: str) -> Any:
+def make_pruner(kind: str, startup_trials: int = 4, warmup_steps: int = 2) -> Any:
     import optuna
 
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_steps)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     if kind == "none":
@@ -232,10 +232,23 @@ def trial_seed(base: int, number: int, worker: int = 0) -> int:
     return int.from_bytes(digest, "big") % (2**31 - 1)
 
 
-def make_sampler(base: int, number: int, worker: int, n_workers: int) -> Any:
+def make_sampler(base: int, number: int, worker: int, n_workers: int, kind: str = "tpe") -> Any:
+    """The sampler that asks trial ``number``: ``tpe`` (constant liar with several workers), ``random`` and
+    ``cmaes`` seeded per trial (:func:`trial_seed`), ``qmc`` (scrambled Sobol) seeded by ``base`` only: its
+    points are indexed by the trial number, so a resumed study continues the sequence."""
     import optuna
 
-    return optuna.samplers.TPESampler(seed=trial_seed(base, number, worker), constant_liar=n_workers > 1)
+    seed = trial_seed(base, number, worker)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=n_workers > 1)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if kind == "qmc":
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=int(base),
+                                          warn_independent_sampling=False)
+    raise TuneError(f"unknown sampler {kind!r} (tpe, random, cmaes, qmc)")
 
 
 # ---------------------------------------------------------------------------------- bookkeeping
@@ -340,8 +353,9 @@ def _worker_main(job: dict[str, Any]) -> None:
     callbacks = make_callbacks(cfg)  # factories named by import path; nothing is unpickled
     storage = open_storage(job["storage"])
     study = optuna.load_study(study_name=job["study"], storage=storage,
-                              sampler=make_sampler(job["seed"], 0, job["index"], job["n_workers"]),
-                              pruner=make_pruner(job["pruner"]))
+                              sampler=make_sampler(job["seed"], 0, job["index"], job["n_workers"], cfg.tune.sampler),
+                              pruner=make_pruner(job["pruner"], cfg.tune.pruner_startup_trials,
+                                                 cfg.tune.pruner_warmup_steps))
     run_dir = Path(job["run_dir"])
     lock = FileLock(str(run_dir / "ask.lock")) if job["storage"].startswith("journal:") else contextlib.nullcontext()
     parent = os.getppid()
@@ -352,7 +366,7 @@ def _worker_main(job: dict[str, Any]) -> None:
             if c["finished"] + c["running"] >= job["n_trials"]:
                 break
             number = len(study.get_trials(deepcopy=False))  # the number ask() gives (the lock is held)
-            study.sampler = make_sampler(job["seed"], number, job["index"], job["n_workers"])
+            study.sampler = make_sampler(job["seed"], number, job["index"], job["n_workers"], cfg.tune.sampler)
             trial = study.ask()
             trial.set_user_attr("host", HOST)
             trial.set_user_attr("pid", os.getpid())

@@ -31,6 +31,7 @@ from typing import Any
 from ..config import ExperimentConfig
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .cluster import apply_ray_env
+from .optuna_backend import make_sampler
 from .space import SIMPLEX_LOW, SIMPLEX_PREFIX, SearchSpace
 from .trial import (
     COMPLETE,
@@ -340,7 +341,7 @@ def _tune_config(tc: Any, space: SearchSpace) -> Any:
         search = BasicVariantGenerator(random_state=tc.sampler_seed)
     else:
         search = OptunaSearch(space=_DefineByRun(space), metric=METRIC, mode=mode,
-                              sampler=optuna.samplers.TPESampler(seed=tc.sampler_seed))
+                              sampler=make_sampler(tc.sampler_seed, 0, 0, 1, tc.sampler))
         if tc.scheduler == "asha":
             sched = ASHAScheduler(time_attr="training_iteration", grace_period=tc.asha_grace_period,
                                   reduction_factor=tc.asha_reduction_factor, max_t=ASHA_MAX_T)
