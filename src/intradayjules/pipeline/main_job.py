@@ -107,6 +107,10 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     timings["features_s"] = time.perf_counter() - t0 - timings["data_s"]
     frame = prepared.bars.frame
     say("data", f"{len(frame):,} bars, {frame['symbol'].nunique()} symbols, {frame['session'].nunique()} sessions")
+    traded = prepared.env_data.symbols
+    if cfg.env.mode == "multi" and not cfg.env.symbols and len(traded) < cfg.env.n_assets:
+        say("data", f"env.n_assets is {cfg.env.n_assets} but the data has {len(traded)} symbol(s): trading "
+                    f"{len(traded)} (set env.n_assets or env.symbols to silence this)")
     say("features", f"feature store {'hit' if prepared.feature_hit else 'miss (built)'} "
                     f"key {prepared.feature_key[:12] if prepared.feature_key else '-'}; "
                     f"symbols {', '.join(prepared.env_data.symbols)}")
