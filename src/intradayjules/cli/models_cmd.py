@@ -148,7 +148,7 @@ def register(
     alias: str | None = typer.Option(None, "--alias", "-a",
                                      help="alias for the new version (default tracking.alias: champion; '-' for none)"),
     model: Path | None = typer.Option(None, "--model", help="SB3 zip to log into the run first"),
-    algo: str = typer.Option("DQN", "--algo"),
+    algo: str | None = typer.Option(None, "--algo", help="SB3 class of --model (default: read from the zip)"),
     config: Path | None = _CONFIG, workdir: Path | None = _WORKDIR, tracking_uri: str | None = _URI,
 ) -> None:
     """Register the model of RUN_ID as a new version (pyfunc flavour) and set its alias."""

@@ -27,7 +27,7 @@ def train(
     no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
 ) -> None:
     """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
-    from ..agents.dqn import latest_checkpoint
+    from ..agents.sb3 import latest_checkpoint
     from ..config import with_risk_profile
     from ..pipeline.prepare import prepare, run_dir
     from ..pipeline.train_run import training_run

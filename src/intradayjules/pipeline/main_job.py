@@ -29,7 +29,7 @@ from ..config import ExperimentConfig, apply_overrides, dump_config, with_risk_p
 from ..errors import IntradayJulesError
 from ..evaluate.report import equity_from_daily, render_report, write_report_data
 from ..evaluate.evaluation import evaluate_policy
-from ..agents.dqn import load_model
+from ..agents.sb3 import load_model
 from ..agents.policy import policy_from_model
 from ..track import make_tracker, register_model
 from ..tune.backend import get_backend

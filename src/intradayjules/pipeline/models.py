@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..agents.dqn import load_model
+from ..agents.sb3 import load_model
 from ..config import ExperimentConfig
 from ..track import resolve_model_uri
 

@@ -26,7 +26,7 @@ from ..errors import IntradayJulesError
 from .lineage import (TAG_CONFIG_SHA256, TAG_MODEL_SHA256, TAG_PREFIX, IntegrityError, Lineage, package_version,
                       sha256_file, verify_sha256)
 from .mlflow_tracking import TAG_SHA256_PREFIX, Run, Tracker, make_tracker
-from .sb3_pyfunc import META_FILE, MODEL_FILE, SB3Policy, sb3_class
+from .sb3_pyfunc import META_FILE, MODEL_FILE, SB3Policy, sb3_class, zip_algo
 
 DEFAULT_ALIAS = "champion"
 MODEL_ARTIFACT = "model"          # artifact folder of the pyfunc model inside a run
@@ -92,13 +92,15 @@ def _pip_requirements() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ logging
-def log_sb3_model(run: Run, zip_path: str | Path, algo: str = "DQN", lineage: Lineage | None = None) -> str:
+def log_sb3_model(run: Run, zip_path: str | Path, algo: str | None = None, lineage: Lineage | None = None) -> str:
     """Log an SB3 zip into ``run`` as the pyfunc model ``model/`` (observation batch -> actions), tag the
     run with its sha256 (``intradayjules.model_sha256``) and, given ``lineage``, its lineage tags and
-    ``lineage/config.json``. Returns the zip's sha256."""
+    ``lineage/config.json``. ``algo``: the SB3 class name; None reads it from the zip. Returns the zip's
+    sha256."""
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"SB3 model {zip_path} does not exist")
+    algo = algo or zip_algo(zip_path)
     digest = sha256_file(zip_path)
     with tempfile.TemporaryDirectory(prefix="ij-model-") as tmp:
         data = Path(tmp) / SB3_DATA_DIR
@@ -119,7 +121,7 @@ def log_sb3_model(run: Run, zip_path: str | Path, algo: str = "DQN", lineage: Li
 # ----------------------------------------------------------------------------------------- registry
 def register_model(tracker: Tracker, run_id: str, sb3_zip: str | Path | None = None, *,
                    lineage: Lineage | None = None, name: str | None = None, alias: str | None = "",
-                   algo: str = "DQN") -> VersionInfo:
+                   algo: str | None = None) -> VersionInfo:
     """Make the model of run ``run_id`` a new version of registered model ``name`` (default
     ``tracking.registered_model``) and point ``alias`` at it (default ``tracking.alias``, i.e.
     ``champion``; None: no alias). With ``sb3_zip`` the zip is logged into the run first; without it
@@ -300,8 +302,10 @@ def _resolve_local(path: Path) -> ResolvedModel:
     if sidecar.exists():
         expected = sidecar.read_text().split()[0]
         verify_sha256(path, expected, what=f"model {path}")
-        return ResolvedModel(ref=str(path), zip_path=path, model_dir=None, sha256=expected, verified=True)
-    return ResolvedModel(ref=str(path), zip_path=path, model_dir=None, sha256=sha256_file(path), verified=False)
+        return ResolvedModel(ref=str(path), zip_path=path, model_dir=None, sha256=expected, verified=True,
+                             algo=zip_algo(path))
+    return ResolvedModel(ref=str(path), zip_path=path, model_dir=None, sha256=sha256_file(path), verified=False,
+                         algo=zip_algo(path))
 
 
 def write_sha256_sidecar(path: str | Path) -> Path:
