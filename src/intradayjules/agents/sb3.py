@@ -9,7 +9,9 @@ tracking) is ``pipeline.train_run``'s job; validation and early stopping come in
 Checkpoints (``Checkpoint``): ``<algo>_<steps>_steps.zip`` in ``run_dir/checkpoints``. Off-policy
 algorithms (DQN, QR-DQN) save every ``save_freq`` steps, with the replay buffer. On-policy ones (PPO, A2C)
 save at the first rollout boundary at or after each multiple of ``save_freq`` (after that rollout's
-update, so a checkpoint never holds a half-collected rollout); they have no replay buffer.
+update, so a checkpoint never holds a half-collected rollout), and at the end of training when a multiple
+was crossed; they have no replay buffer. An on-policy run stops at the end of a rollout: it runs up to
+``n_steps - 1`` steps past ``total_timesteps``.
 
 Resume: ``learn(..., resume_from=checkpoint_zip)`` reloads the model (and the replay buffer saved next to
 the newest checkpoint, off-policy) and continues to ``total_timesteps`` without resetting the step counter.
@@ -80,6 +82,9 @@ class Checkpoint(BaseCallback):
         if not self.off_policy and self.num_timesteps >= self._next:
             self._save()
             self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
+
+    def _on_training_end(self) -> None:  # on-policy: the last rollout's update has no next rollout start
+        self._on_rollout_start()
 
     def _save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -216,7 +216,7 @@ def _worker_main(job: dict[str, Any]) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = ExperimentConfig.model_validate(job["cfg"])
-    space = SearchSpace.from_config(cfg.tune)
+    space = SearchSpace.from_config(cfg.tune, cfg.agent.algo)
     trial_fn = load_callable(cfg.tune.trial_fn)
     extra = []
     if (Path(job["run_dir"]) / "callbacks.pkl").exists():
@@ -328,7 +328,7 @@ def run_optuna(
     name = study or tc.study_name or cfg.name
     run_dir = run_dir_for(cfg, name, "optuna")
     spec = storage_spec(storage or tc.storage, run_dir)
-    SearchSpace.from_config(tc)  # fail fast on a bad space
+    SearchSpace.from_config(tc, cfg.agent.algo)  # fail fast on a bad space
     load_callable(tc.trial_fn)  # ... and on a bad trial_fn path
     gpus: list[str | None] = [None] * workers
     if tc.gpus_per_trial > 0:

@@ -116,7 +116,7 @@ def _trainable(config: dict[str, Any], base_cfg: dict[str, Any], checkpoint_ever
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     if "torch" in sys.modules:  # torch already imported in this worker process
         sys.modules["torch"].set_num_threads(threads)
-    space = SearchSpace.from_config(cfg.tune)
+    space = SearchSpace.from_config(cfg.tune, cfg.agent.algo)
     params = space.materialize(config)
     tcfg = space.apply(cfg, params)
     tcfg.agent.device = trial_device(cfg.tune.gpus_per_trial, os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -253,7 +253,7 @@ def run_ray(
     name = study or tc.study_name or cfg.name
     run_dir = run_dir_for(cfg, name, "ray")
     storage_path = run_dir.parent
-    space = SearchSpace.from_config(tc)
+    space = SearchSpace.from_config(tc, cfg.agent.algo)
     load_callable(tc.trial_fn)
     cbs = make_callbacks(cfg, callbacks)
     _set_env(tc.address, token_file)
