@@ -12,8 +12,8 @@ whichever ``agent.algo`` the config names (agents/algos.py; the name is historic
 * PBT: a checkpoint (the SB3 model) is written every ``reporter.checkpoint_every`` reports; a trial
   that starts from a checkpoint (``reporter.restore_dir()``) builds a model with its own (perturbed)
   hyperparameters and copies the donor's network weights into it (the replay buffer starts empty, and
-  learning waits ``learning_starts`` fresh steps); ``net_arch`` (and QR-DQN's ``n_quantiles``) must not be
-  perturbed by PBT;
+  learning waits ``learning_starts`` fresh steps); PBT leaves ``net_arch`` and QR-DQN's ``n_quantiles``
+  unperturbed (``tune.space.ARCHITECTURE_PARAMS``), so the donor's weights fit;
 * when the search samples the risk weights, the objective's composite uses the profile's reference
   weights, so trials are scored on one scale (the sampled weights only drive early stopping);
 * the final objective is the mean of the last three evaluations' objectives (less optimistic than the

@@ -31,7 +31,7 @@ from typing import Any
 from ..config import ExperimentConfig
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .cluster import apply_ray_env
-from .space import SIMPLEX_LOW, SIMPLEX_PREFIX, SearchSpace
+from .space import ARCHITECTURE_PARAMS, SIMPLEX_LOW, SIMPLEX_PREFIX, SearchSpace
 from .trial import (
     COMPLETE,
     FAILED,
@@ -133,10 +133,11 @@ def _trainable(config: dict[str, Any], base_cfg: dict[str, Any], checkpoint_ever
 def _pbt_mutations(space: SearchSpace) -> dict[str, Any]:
     """PBT's ``hyperparam_mutations``: numeric domains (PBT perturbs x0.8/x1.2 or resamples; values are
     clipped back into bounds by ``SearchSpace.materialize``), categorical as lists (PBT shifts to a
-    neighbouring choice)."""
-    out = _ray_domains(space)
+    neighbouring choice). Network shapes (``ARCHITECTURE_PARAMS``) are left out: an exploiting trial keeps
+    its donor's, so the donor's weights fit it."""
+    out = {k: v for k, v in _ray_domains(space).items() if k not in ARCHITECTURE_PARAMS}
     for p in space.params:
-        if p.spec.type == "categorical":
+        if p.spec.type == "categorical" and p.name not in ARCHITECTURE_PARAMS:
             out[p.name] = p.encoded_choices
     return out
 

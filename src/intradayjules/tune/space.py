@@ -24,6 +24,8 @@ from ..config import ExperimentConfig, ParamSpec, RiskWeights, TuneConfig, forma
 from ..errors import ConfigError
 
 SIMPLEX_PREFIX = "simplex:"
+# parameters that change the network's shape: PBT must not perturb them (a donor's weights would not fit)
+ARCHITECTURE_PARAMS = ("agent.net_arch", "agent.qrdqn.n_quantiles")
 SIMPLEX_LOW = 1e-6
 
 # The default space of each algorithm (``tune.search_space: null``): the hyperparameters the SB3 zoo tunes
