@@ -117,7 +117,8 @@ def run(cfg: ExperimentConfig, algos: Sequence[str] = tuple(ALGOS), seeds: int =
                     progress(runs[-1])
     summary = summarize(runs, ref_pnl)
     summary["config"] = {"name": cfg.name, "algos": list(algos), "seeds": seeds, "folds": [f.name for f in folds],
-                         "timesteps": int(timesteps or cfg.agent.total_timesteps), "symbols": list(prepared.env_data.symbols),
+                         "timesteps": int(timesteps or cfg.agent.total_timesteps),
+                         "symbols": list(prepared.env_data.symbols),
                          "data": str(data_path) if data_path else None, "market_model": "realistic"}
     path = out / "agents_experiment.json"
     summary["path"] = str(path)
@@ -169,6 +170,7 @@ def describe(summary: Mapping[str, Any]) -> list[str]:
         parts = [f"{algo}: {m['mean']:.2f}{sd} bps/day over {m['n_seeds']} seeds"]
         for key, c in e.items():
             if key.startswith("vs_"):
-                parts.append(f"{key} {c['mean_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] p={c['p_value']:.3g}")
+                parts.append(f"{key} {c['mean_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] "
+                             f"p={c['p_value']:.3g}")
         lines.append("; ".join(parts))
     return lines

@@ -1,9 +1,9 @@
 """The search space: which config fields a trial samples, and how.
 
 Parameters are named by their dotted config path (``agent.learning_rate``, ``agent.ppo.n_steps``). Without
-``tune.search_space`` the space is ``DEFAULT_SPACES[agent.algo]`` (one per algorithm of agents/algos.py). Types: ``float`` (uniform or
-``log: true``), ``int`` (uniform or log), ``categorical`` (any YAML values; lists such as ``net_arch``
-choices are encoded as JSON strings for the samplers and decoded back).
+``tune.search_space`` the space is ``DEFAULT_SPACES[agent.algo]`` (one per algorithm of agents/algos.py).
+Types: ``float`` (uniform or ``log: true``), ``int`` (uniform or log), ``categorical`` (any YAML values;
+lists such as ``net_arch`` choices are encoded as JSON strings for the samplers and decoded back).
 
 Risk weights are sampled on the simplex: one raw parameter ``u_k ~ U(1e-6, 1)`` per component,
 ``e_k = -ln u_k`` (an Exp(1) draw), ``w_k = e_k / sum(e)``. With independent uniform ``u_k`` this is
