@@ -26,7 +26,8 @@ def train(
     resume: Path | None = typer.Option(None, "--resume", help="checkpoint .zip (or run dir) to continue"),
     no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
 ) -> None:
-    """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
+    """Train agent.algo (DQN by default) with the risk callback; writes runs/<name>/ (config, lineage, model,
+    metrics, logs)."""
     from ..agents.sb3 import latest_checkpoint
     from ..config import with_risk_profile
     from ..pipeline.prepare import prepare, run_dir

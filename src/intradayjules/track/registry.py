@@ -83,7 +83,7 @@ def _pip_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     reqs = []
-    for pkg in ("stable-baselines3", "torch", "gymnasium", "numpy"):
+    for pkg in ("stable-baselines3", "sb3-contrib", "torch", "gymnasium", "numpy"):  # sb3-contrib: QR-DQN
         try:
             reqs.append(f"{pkg}=={version(pkg)}")
         except PackageNotFoundError:
