@@ -217,3 +217,23 @@ def test_config_sections_are_validated_with_field_paths():
         assert needle in text, (needle, text)
     ok = config_from_dict({"agent": {"algo": "qrdqn", "qrdqn": {"risk_measure": "mean_std", "risk_lambda": 2}}})
     assert ok.agent.qrdqn.risk_lambda == 2.0 and ok.agent.ppo.n_steps == 2048  # other sections: defaults
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_evaluate_command_loads_each_algorithm(trained, prepared_small, tmp_path, algo):
+    from typer.testing import CliRunner
+
+    from intradayjules.agents.policy import policy_from_model
+    from intradayjules.cli import app
+    from intradayjules.config import dump_config
+    from intradayjules.evaluate.evaluation import evaluate_policy
+
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(dump_config(prepared_small.cfg))
+    res = CliRunner().invoke(app, ["evaluate", "--model", str(trained[algo].model_path), "--config", str(cfg_path),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output[res.output.index("{"):])
+    want, _ = evaluate_policy(policy_from_model(load_model(trained[algo].model_path)), prepared_small.env_data,
+                              prepared_small.cfg, "test")
+    assert got["n_trades"] == want["n_trades"] and got["total_return"] == pytest.approx(want["total_return"])
