@@ -6,7 +6,9 @@ value-based pair with the preset's replay settings), ``agents.sb3.learn`` for ``
 callbacks (the learning itself: no validation, no checkpoints), one torch thread. Reported:
 
 * ``steps/s``: environment steps per second of wall time inside ``learn`` (PPO/A2C run whole rollouts, so
-  their step count is rounded up to a multiple of ``n_steps``);
+  their step count is rounded up to a multiple of ``n_steps``), and per second of this process's CPU time
+  (``steps/cpu-s``: less sensitive to other jobs on a shared machine; one torch thread, so CPU time is
+  close to the wall time of an idle machine);
 * ``p50``/``p99``: per-call latency (us) of the exported TorchScript policy on one observation
   (``agents.export.latency_us``, 2,000 calls after 200 warm-up), and ``parity`` on 1,000 env observations.
 
@@ -51,15 +53,17 @@ def main() -> None:
             o, _ = env.reset()
     obs = np.asarray(obs, dtype=np.float32)
     print(f"load before: {os.getloadavg()[0]:.2f}; obs_dim {obs.shape[1]}, actions {env.action_space.n}")
-    print(f"{'algo':<6} {'steps':>7} {'wall s':>7} {'steps/s':>8} {'p50 us':>7} {'p99 us':>7} {'parity':>7} load")
+    print(f"{'algo':<6} {'steps':>7} {'wall s':>7} {'steps/s':>8} {'steps/cpu-s':>11} {'p50 us':>7} {'p99 us':>7} "
+          f"{'parity':>7} load")
     for algo in args.algos.split(","):
         cfg = apply_overrides(base, {"agent.algo": algo})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model = learn(cfg, prepared.env_data, total_timesteps=args.steps)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         scripted = load_torchscript(export_torchscript(model, tmp / f"{algo}.pt"))
         lat = latency_us(scripted, obs.shape[1], n=2000)
         print(f"{algo:<6} {model.num_timesteps:>7} {wall:>7.1f} {model.num_timesteps / wall:>8.0f} "
+              f"{model.num_timesteps / cpu:>11.0f} "
               f"{lat['p50']:>7.1f} {lat['p99']:>7.1f} {parity(model, scripted, obs):>7.3f} {os.getloadavg()[0]:.2f}",
               flush=True)
 
