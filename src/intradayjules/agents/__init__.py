@@ -1,1 +1,1 @@
-"""Agents: the Stable-Baselines3 DQN trainer and model export."""
+"""Agents: the algorithm table (DQN, QR-DQN, PPO, A2C), training, risk-aware QR-DQN, model export."""

@@ -157,7 +157,7 @@ def register(
     alias: str | None = typer.Option(None, "--alias", "-a",
                                      help="alias for the new version (default tracking.alias: champion; '-' for none)"),
     model: Path | None = typer.Option(None, "--model", help="SB3 zip to log into the run first"),
-    algo: str = typer.Option("DQN", "--algo"),
+    algo: str | None = typer.Option(None, "--algo", help="SB3 class of --model (default: read from the zip)"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle",
                                       help="--model has no model.bundle/ and no signature: export the bundle by "
                                            "unpickling the zip (only for a file you made)"),

@@ -30,8 +30,9 @@ def train(
     no_track: bool = typer.Option(False, "--no-track", help="do not log to MLflow"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
 ) -> None:
-    """Train a DQN with the risk callback; writes runs/<name>/ (config, lineage, model, metrics, logs)."""
-    from ..agents.dqn import latest_checkpoint
+    """Train agent.algo (DQN by default) with the risk callback; writes runs/<name>/ (config, lineage, model,
+    metrics, logs)."""
+    from ..agents.sb3 import latest_checkpoint
     from ..config import with_risk_profile
     from ..pipeline.prepare import prepare, run_dir
     from ..pipeline.train_run import training_run
@@ -155,3 +156,32 @@ def illiquid(
                       f"{m['n_trades']:.0f}")
     console.print(table)
     console.print(f"target: {summary['target']}")
+
+
+@experiment_app.command("agents")
+def agents(
+    config: Path = typer.Option(..., "--config", "-c", help="experiment YAML or preset name"),
+    set_: list[str] = set_option(),
+    algos: str = typer.Option("dqn,qrdqn,ppo,a2c", "--algos", help="comma-separated agent.algo values"),
+    seeds: int = typer.Option(3, "--seeds"),
+    timesteps: int | None = typer.Option(None, "--timesteps", help="override agent.total_timesteps"),
+    data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
+    out: Path | None = typer.Option(None, "--out"),
+) -> None:
+    """Each algorithm x N seeds on the same sessions, against the flat policy (paired daily net P&L)."""
+    from ..pipeline import agents_experiment as exp
+
+    cfg = load_or_exit(config, set_)
+
+    def show(r):
+        console.print(f"  {r.algo:<6} seed {r.seed} ({r.fold}): {r.daily_bps.mean():+.2f} bps/day on "
+                      f"{len(r.daily_bps)} test sessions, {r.timesteps:,} steps in {r.wall_s:.0f} s", highlight=False)
+
+    try:
+        summary = exp.run(cfg, [a.strip() for a in algos.split(",") if a.strip()], seeds, timesteps=timesteps,
+                          data_path=data, out_dir=out, progress=show)
+    except (IntradayJulesError, ValueError) as e:
+        raise fail(str(e)) from None
+    for line in exp.describe(summary):
+        console.print(line, highlight=False)
+    console.print(f"written: {summary['path']}")

@@ -289,26 +289,100 @@ class RiskConfig(Section):
 
 
 # -------------------------------------------------------------------------------------------- agent
-class AgentConfig(Section):
-    """Stable-Baselines3 DQN (defaults: the original system's). Steps are environment steps (bars)."""
+ALGOS = ("dqn", "qrdqn", "ppo", "a2c")
+RISK_MEASURES = ("mean", "cvar", "mean_std")
 
-    algo: Literal["dqn"] = Field("dqn", description="SB3 algorithm")
+
+class QRDQNConfig(Section):
+    """QR-DQN (sb3-contrib): a distribution of returns per action, as ``n_quantiles`` equally weighted
+    quantiles; the replay, target and exploration settings are the ``agent`` ones shared with DQN.
+
+    Actions are chosen by a risk measure of the predicted quantiles (agents/risk_measures.py): ``mean``
+    (risk-neutral, SB3's choice), ``cvar`` (mean of the worst ``cvar_alpha`` share of outcomes) or
+    ``mean_std`` (mean - ``risk_lambda`` * standard deviation). Saved with the model and the export."""
+
+    n_quantiles: int = Field(50, ge=2, le=1000, description="quantiles per action (sb3-contrib default 200)")
+    risk_measure: Literal[RISK_MEASURES] = Field(  # type: ignore[valid-type]
+        "mean", description="action selection: mean, cvar (lower tail) or mean_std (mean - lambda * sd)")
+    cvar_alpha: float = Field(0.25, gt=0, le=1, description="cvar: share of the worst outcomes averaged (1 = mean)")
+    risk_lambda: float = Field(0.5, ge=0, description="mean_std: penalty per unit of return standard deviation")
+
+
+class PPOConfig(Section):
+    """PPO (SB3; defaults are SB3's). One training env, so a rollout is ``n_steps`` environment steps."""
+
+    learning_rate: float = Field(3e-4, gt=0, description="Adam learning rate")
+    n_steps: int = Field(2048, ge=2, description="environment steps per rollout (between updates)")
+    batch_size: int = Field(64, ge=2, description="minibatch size of the update")
+    n_epochs: int = Field(10, ge=1, description="passes over each rollout")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda (bias-variance of the advantage)")
+    clip_range: float = Field(0.2, gt=0, lt=1, description="policy ratio clip")
+    ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient")
+    vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
+    max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
+    normalize_advantage: bool = Field(True, description="standardise advantages per minibatch")
+    target_kl: float | None = Field(None, gt=0, description="stop an update's epochs early above this KL (None: never)")
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> "PPOConfig":
+        if self.batch_size > self.n_steps:
+            raise ValueError(f"batch_size ({self.batch_size}) must be <= n_steps ({self.n_steps}): "
+                             "a minibatch is drawn from one rollout")
+        return self
+
+
+class A2CConfig(Section):
+    """A2C (SB3; defaults are SB3's): an update every ``n_steps`` environment steps, RMSprop."""
+
+    learning_rate: float = Field(7e-4, gt=0, description="learning rate")
+    n_steps: int = Field(5, ge=2, description="environment steps per update")
+    gae_lambda: float = Field(1.0, ge=0, le=1, description="GAE lambda (1: plain n-step returns)")
+    ent_coef: float = Field(0.0, ge=0, description="entropy bonus coefficient")
+    vf_coef: float = Field(0.5, ge=0, description="value loss coefficient")
+    max_grad_norm: float = Field(0.5, gt=0, description="gradient clipping norm")
+    use_rms_prop: bool = Field(True, description="RMSprop (True) or Adam")
+    normalize_advantage: bool = Field(False, description="standardise advantages per update")
+
+
+class AgentConfig(Section):
+    """The learning algorithm. Steps are environment steps (bars).
+
+    ``algo`` picks one of Stable-Baselines3's DQN, PPO, A2C or sb3-contrib's QR-DQN (agents/algos.py).
+    ``learning_rate`` through ``exploration_fraction`` configure the value-based pair (DQN and QR-DQN; the
+    defaults are the original system's DQN); ``agent.qrdqn``, ``agent.ppo`` and ``agent.a2c`` hold what is
+    specific to each. ``gamma``, ``net_arch``, the budget, device, checkpoints and seed apply to every
+    algorithm. A config may carry every section (``experiment agents`` trains each algorithm from one)."""
+
+    algo: Literal[ALGOS] = Field("dqn", description="dqn, qrdqn (sb3-contrib), ppo or a2c")  # type: ignore[valid-type]
     total_timesteps: int = Field(100_000, ge=1, description="environment steps of a training run")
-    learning_rate: float = Field(1e-4, gt=0, description="Adam learning rate")
-    gamma: float = Field(0.99, gt=0, le=1, description="discount per step")
-    buffer_size: int = Field(100_000, ge=1, description="replay buffer transitions")
-    learning_starts: int = Field(10_000, ge=0, description="steps of random play before learning")
-    batch_size: int = Field(64, ge=1, description="transitions per gradient step")
-    target_update_interval: int = Field(1_000, ge=1, description="steps between target-network syncs")
-    train_freq: int = Field(4, ge=1, description="steps between gradient steps")
-    exploration_initial_eps: float = Field(1.0, ge=0, le=1, description="epsilon at the start")
-    exploration_final_eps: float = Field(0.05, ge=0, le=1, description="epsilon after the decay")
-    exploration_fraction: float = Field(0.1, gt=0, le=1, description="share of training over which epsilon decays")
-    net_arch: list[int] = Field([64, 64], description="hidden layer sizes of the Q-network")
+    learning_rate: float = Field(1e-4, gt=0, description="DQN/QR-DQN: Adam learning rate")
+    gamma: float = Field(0.99, gt=0, le=1, description="discount per step (every algorithm)")
+    buffer_size: int = Field(100_000, ge=1, description="DQN/QR-DQN: replay buffer transitions")
+    learning_starts: int = Field(10_000, ge=0, description="DQN/QR-DQN: steps of random play before learning")
+    batch_size: int = Field(64, ge=1, description="DQN/QR-DQN: transitions per gradient step")
+    target_update_interval: int = Field(1_000, ge=1, description="DQN/QR-DQN: steps between target-network syncs")
+    train_freq: int = Field(4, ge=1, description="DQN/QR-DQN: steps between gradient steps")
+    exploration_initial_eps: float = Field(1.0, ge=0, le=1, description="DQN/QR-DQN: epsilon at the start")
+    exploration_final_eps: float = Field(0.05, ge=0, le=1, description="DQN/QR-DQN: epsilon after the decay")
+    exploration_fraction: float = Field(0.1, gt=0, le=1,
+                                        description="DQN/QR-DQN: share of training over which epsilon decays")
+    net_arch: list[int] = Field([64, 64], description="hidden layer sizes (Q/quantile network; PPO/A2C: "
+                                "the policy and the value network each)")
+    qrdqn: QRDQNConfig = QRDQNConfig()
+    ppo: PPOConfig = PPOConfig()
+    a2c: A2CConfig = A2CConfig()
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N")
     torch_threads: int = Field(1, ge=1, description="torch CPU threads (1 is fastest for small MLPs)")
-    checkpoint_freq: int = Field(20_000, ge=1, description="steps between checkpoints (model + replay buffer)")
+    checkpoint_freq: int = Field(20_000, ge=1, description="steps between checkpoints (DQN/QR-DQN: with the "
+                                 "replay buffer; PPO/A2C: at the next rollout boundary)")
     seed: int = Field(0, description="seed for torch, numpy, the env and the action space")
+
+    @field_validator("net_arch")
+    @classmethod
+    def _layers(cls, v: list[int]) -> list[int]:
+        if any(n < 1 for n in v):
+            raise ValueError("every hidden layer needs >= 1 unit")
+        return v
 
 
 # --------------------------------------------------------------------------------------------- tune
@@ -358,7 +432,7 @@ class TuneConfig(Section):
     max_failures: int = Field(0, ge=-1)
     address: str | None = Field(None, description="Ray: None = local, auto, or HOST:PORT of a cluster head")
     search_space: dict[str, ParamSpec] | None = Field(
-        None, description="dotted config path -> ParamSpec; None = the default DQN + risk space"
+        None, description="dotted config path -> ParamSpec; None = the default space of agent.algo + risk"
     )
     search_risk_weights: bool = Field(True, description="sample risk.weights on the simplex")
     risk_weight_components: list[str] = Field(

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..agents.dqn import load_model
+from ..agents.sb3 import load_model
 from ..agents.policy import policy_from_model
 from ..config import ExperimentConfig, RiskConfig, apply_overrides, with_risk_profile
 from ..evaluate.evaluation import evaluate_policy

@@ -8,8 +8,9 @@ Stages (each reported through ``progress(stage, message)``):
 3. ``tune``: the configured backend (default Optuna, all local cores, median pruning) over
    ``tune.n_trials`` trials of ``tune.trial_timesteps`` steps; the study is named after the config's
    content, so a rerun with the same config resumes it (finished trials are not run again).
-4. ``train``: the best trial's parameters, ``agent.total_timesteps`` steps, with the RiskCallback.
-5. ``baseline``: the original set-up (flat 5 bps costs in training, risk profile ``off``), same budget.
+4. ``train``: the best trial's parameters, ``agent.algo``, ``agent.total_timesteps`` steps, with the
+   RiskCallback (tuning searched ``agent.algo``'s default space unless ``tune.search_space`` is set).
+5. ``baseline``: the original set-up (DQN, flat 5 bps costs in training, risk profile ``off``), same budget.
 6. ``evaluate``: both on the held-out test sessions under the realistic market model.
 7. ``register``: the model becomes a version of ``tracking.registered_model`` with alias ``champion``.
 8. ``report``: ``runs/<name>/report.html`` (and ``report_data.json``, ``summary.json``).
@@ -31,7 +32,7 @@ from ..config import ExperimentConfig, apply_overrides, dump_config, with_risk_p
 from ..errors import IntradayJulesError
 from ..evaluate.report import equity_from_daily, render_report, write_report_data
 from ..evaluate.evaluation import evaluate_policy
-from ..agents.dqn import load_model
+from ..agents.sb3 import load_model
 from ..agents.policy import policy_from_model
 from ..track import make_tracker, register_model
 from ..tune.backend import get_backend
@@ -131,14 +132,16 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                 f"{result.wall_s:.0f} s; best objective {result.best_value:.3f}")
 
     t0 = time.perf_counter()
-    best_cfg = SearchSpace.from_config(cfg.tune).apply(cfg, result.best_params)
+    best_cfg = SearchSpace.from_config(cfg.tune, cfg.agent.algo).apply(cfg, result.best_params)
     say("train", f"retraining the best trial for {best_cfg.agent.total_timesteps:,} steps")
     model = training_run(prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name,
                          extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)])
     timings["train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    base_cfg = arm_config(with_risk_profile(cfg, "off"), "original", cfg.agent.seed)
+    # the original system's DQN whatever agent.algo the tuned model uses
+    base_cfg = apply_overrides(arm_config(with_risk_profile(cfg, "off"), "original", cfg.agent.seed),
+                               {"agent.algo": "dqn"})
     say("baseline", "training the original set-up (flat 5 bps costs, no risk shaping)")
     base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False,  # a reference, not resumed
                      extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])

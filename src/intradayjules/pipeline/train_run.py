@@ -1,12 +1,13 @@
 """A training run, written once: train -> evaluate -> outputs -> tracking.
 
-``train(prepared, run_dir, cfg=...)`` trains a DQN (``agents.dqn.learn``) with the ``RiskCallback``
+``train(prepared, run_dir, cfg=...)`` trains ``agent.algo`` (``agents.sb3.learn``) with the ``RiskCallback``
 (validation, best model, early stopping) and checkpoints, and writes the run directory:
 ``config.yaml`` (resolved), ``lineage.json`` (data fingerprint, feature key, versions), ``model.zip``
 (final, signed, with ``model.bundle/``: the pickle-free policy, ``agents/bundle.py``), ``best_model.zip`` (best validation objective), ``checkpoints/``, ``metrics.json`` (the
 callback's evaluations, rewritten at each evaluation so a crash keeps them) and ``progress.csv``.
 
-``write_outputs`` adds what a run ships besides the SB3 zip: ``policy.pt`` (TorchScript greedy policy),
+``write_outputs`` adds what a run ships besides the SB3 zip: ``policy.pt`` (TorchScript greedy policy; for
+QR-DQN the risk-aware one),
 ``feature_spec.json``, ``scaler.json`` (the training-session standardisation the env applied) and
 ``evaluation.json`` (statistics of the final model on a split).
 
@@ -29,8 +30,8 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from ..agents.dqn import Checkpoint, learn, load_model
 from ..agents.export import export_torchscript, save_model
+from ..agents.sb3 import Checkpoint, learn, load_model
 from ..agents.policy import policy_from_model
 from ..config import ExperimentConfig, dump_config
 from ..env import make_env
@@ -81,7 +82,7 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
 
     ``resume_from``: continue a run exactly (the checkpoint's hyperparameters, step count and replay
     buffer); into the same run directory it keeps the run's evaluation history and best model.
-    ``init_weights_from``: PBT exploit (``agents.dqn.learn``). ``hooks``: called with (callback, metrics)
+    ``init_weights_from``: PBT exploit (``agents.sb3.learn``). ``hooks``: called with (callback, metrics)
     at every validation evaluation (tuning reports there). ``run``: a tracking run that receives the
     evaluation metrics by step. ``objective_weights``: risk weights of the validation objective's
     composite (default ``cfg.risk.weights``); tuning fixes them so that trials which sample the weights

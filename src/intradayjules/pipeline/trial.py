@@ -1,6 +1,7 @@
-"""The DQN trial: train with the risk callback, report the validation objective at every evaluation.
+"""The default trial: train with the risk callback, report the validation objective at every evaluation.
 
-``dqn_trial(params, cfg, reporter)`` (the default ``tune.trial_fn``; contract in ``tune/trial.py``):
+``dqn_trial(params, cfg, reporter)`` (the default ``tune.trial_fn``; contract in ``tune/trial.py``) trains
+whichever ``agent.algo`` the config names (agents/algos.py; the name is historical):
 
 * data and features come from ``pipeline.prepare`` (the shared feature store), cached per process so
   a worker running many trials prepares them once;
@@ -11,7 +12,8 @@
 * PBT: a checkpoint (the SB3 model) is written every ``reporter.checkpoint_every`` reports; a trial
   that starts from a checkpoint (``reporter.restore_dir()``) builds a model with its own (perturbed)
   hyperparameters and copies the donor's network weights into it (the replay buffer starts empty, and
-  learning waits ``learning_starts`` fresh steps); ``net_arch`` must not be perturbed by PBT;
+  learning waits ``learning_starts`` fresh steps); PBT leaves ``net_arch`` and QR-DQN's ``n_quantiles``
+  unperturbed (``tune.space.ARCHITECTURE_PARAMS``), so the donor's weights fit;
 * when the search samples the risk weights, the objective's composite uses the profile's reference
   weights, so trials are scored on one scale (the sampled weights only drive early stopping);
 * the final objective is the mean of the last three evaluations' objectives (less optimistic than the

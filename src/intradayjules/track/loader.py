@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agents import integrity
+from ..agents.algos import load_model as load_sb3_model
 from ..agents.bundle import BundlePolicy, bundle_path_for, is_bundle, load_policy as load_bundle, verify_bundle
 from ..errors import IntegrityError
 from .lineage import sha256_file
@@ -61,9 +62,11 @@ def _zip_with_bundle(zip_path: Path, trust_pickle: bool, device: str) -> Any:
             raise IntegrityError(f"{zip_path} (sha256 {actual}) is not the model its bundle {bundle} was exported "
                                  f"from (sha256 {recorded}); refusing to load either")
         return load_bundle(bundle)
+    if integrity.signature_state(zip_path) == "valid":  # written and signed by this project under your key
+        return load_sb3_model(zip_path, device=device)  # (algorithms without a bundle: agents/bundle.py)
     if not trust_pickle:
         raise _refuse(f"model {zip_path}")
-    return integrity.load_sb3(zip_path, trust_pickle=True, device=device)  # .hmac / .sha256 checked when present
+    return load_sb3_model(zip_path, device=device, trust_pickle=True)  # .sha256 checked when present
 
 
 def load_policy(ref: str | Path, *, tracker: Any = None, cfg: Any = None, trust_pickle: bool = False,

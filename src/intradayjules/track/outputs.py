@@ -27,9 +27,10 @@ def log_training_outputs(run, *, model_zip: str | Path, torchscript: str | Path 
                          config_yaml: str | Path | None = None, feature_spec: str | Path | None = None,
                          evaluation_json: str | Path | None = None, report: str | Path | None = None,
                          scaler_json: str | Path | None = None,
-                         lineage: Lineage | None = None, algo: str = "DQN") -> dict[str, str]:
+                         lineage: Lineage | None = None, algo: str | None = None) -> dict[str, str]:
     """Upload a training run's outputs in the standard layout; returns artifact path -> sha256.
-    With a disabled tracker (NoOpRun) nothing is uploaded and an empty mapping is returned."""
+    With a disabled tracker (NoOpRun) nothing is uploaded and an empty mapping is returned. ``algo``: the
+    SB3 class name (None: read from the zip, ``agents.algos.algo_of_zip``)."""
     if getattr(run, "run_id", None) is None:
         return {}
     digests = {"model/data/sb3/model.zip": log_sb3_model(run, model_zip, algo=algo, lineage=lineage)}

@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from ..agents import integrity
-from ..agents.bundle import MANIFEST, WEIGHTS, bundle_path_for, export_bundle, is_bundle, verify_bundle
+from ..agents.bundle import (MANIFEST, SUPPORTED as BUNDLE_SUPPORTED, WEIGHTS, bundle_path_for, export_bundle, is_bundle,
+                             verify_bundle)
 from ..errors import IntradayJulesError
 from .lineage import (TAG_BUNDLE_SHA256, TAG_CONFIG_SHA256, TAG_MLMODEL_SHA256, TAG_MODEL_SHA256, TAG_PREFIX,
                       IntegrityError, Lineage, package_version, sha256_file, verify_sha256)
 from .mlflow_tracking import TAG_SHA256_PREFIX, Run, Tracker, make_tracker
-from .sb3_pyfunc import BUNDLE_DIR, META_FILE, MODEL_FILE, bundle_in
+from .sb3_pyfunc import BUNDLE_DIR, META_FILE, MODEL_FILE, bundle_in, zip_algo
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _pip_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     reqs = []
-    for pkg in ("stable-baselines3", "torch", "gymnasium", "numpy"):
+    for pkg in ("stable-baselines3", "sb3-contrib", "torch", "gymnasium", "numpy"):  # sb3-contrib: QR-DQN
         try:
             reqs.append(f"{pkg}=={version(pkg)}")
         except PackageNotFoundError:
@@ -113,6 +114,8 @@ def _copy_bundle(zip_path: Path, digest: str, dst: Path, bundle: str | Path | No
     """Put the policy bundle of ``zip_path`` at ``dst``: ``bundle`` (default: ``<stem>.bundle`` next to
     the zip) verified and checked to come from this zip; without one, exported from the zip, which
     is then unpickled, so only when it is signed (``agents/integrity.py``) or ``trust_pickle``."""
+    if algo not in BUNDLE_SUPPORTED:  # QR-DQN, PPO, A2C: the zip only (agents/bundle.py), loaded as trusted
+        return
     src = Path(bundle) if bundle is not None else bundle_path_for(zip_path)
     if is_bundle(src):
         m = verify_bundle(src)
@@ -128,23 +131,26 @@ def _copy_bundle(zip_path: Path, digest: str, dst: Path, bundle: str | Path | No
     export_bundle(model, dst, zip_sha256=digest)
 
 
-def log_sb3_model(run: Run, zip_path: str | Path, algo: str = "DQN", lineage: Lineage | None = None, *,
+def log_sb3_model(run: Run, zip_path: str | Path, algo: str | None = None, lineage: Lineage | None = None, *,
                   bundle: str | Path | None = None, trust_pickle: bool = False) -> str:
     """Log an SB3 zip and its policy bundle into ``run`` as the pyfunc model ``model/`` (observation batch
     -> actions), tag the run with their digests (``intradayjules.model_sha256``, ``bundle_sha256``,
     ``mlmodel_sha256``) and, given ``lineage``, its lineage tags and ``lineage/config.json``. The bundle
     is ``bundle`` or the one next to the zip (``model.bundle/``, written by the trainer); see
-    :func:`_copy_bundle` for a zip without one. Returns the zip's sha256."""
+    :func:`_copy_bundle` for a zip without one. ``algo``: the SB3 class name; None reads it from the zip.
+    Returns the zip's sha256."""
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"SB3 model {zip_path} does not exist")
+    algo = algo or zip_algo(zip_path)
     digest = sha256_file(zip_path)
     with tempfile.TemporaryDirectory(prefix="ij-model-") as tmp:
         data = Path(tmp) / SB3_DATA_DIR
         data.mkdir()
         shutil.copyfile(zip_path, data / MODEL_FILE)
         _copy_bundle(zip_path, digest, data / BUNDLE_DIR, bundle, trust_pickle, algo)
-        bundle_digest = sha256_file(data / BUNDLE_DIR / MANIFEST)
+        has_bundle = (data / BUNDLE_DIR / MANIFEST).is_file()  # DQN; other algorithms ship the zip only
+        bundle_digest = sha256_file(data / BUNDLE_DIR / MANIFEST) if has_bundle else ""
         (data / META_FILE).write_text(json.dumps({"algo": algo, "sha256": digest, "bundle_sha256": bundle_digest}))
         model_dir = run.tracker.save_pyfunc(Path(tmp) / MODEL_ARTIFACT, data, LOADER_MODULE, _pip_requirements())
         mlmodel_digest = sha256_file(Path(model_dir) / "MLmodel")
@@ -162,7 +168,7 @@ def log_sb3_model(run: Run, zip_path: str | Path, algo: str = "DQN", lineage: Li
 # ----------------------------------------------------------------------------------------- registry
 def register_model(tracker: Tracker, run_id: str, sb3_zip: str | Path | None = None, *,
                    lineage: Lineage | None = None, name: str | None = None, alias: str | None = "",
-                   algo: str = "DQN", trust_pickle: bool = False) -> VersionInfo:
+                   algo: str | None = None, trust_pickle: bool = False) -> VersionInfo:
     """Make the model of run ``run_id`` a new version of registered model ``name`` (default
     ``tracking.registered_model``) and point ``alias`` at it (default ``tracking.alias``, i.e.
     ``champion``; None: no alias). With ``sb3_zip`` the zip (and its bundle) is logged into the run
@@ -409,9 +415,9 @@ def _resolve_local(path: Path) -> ResolvedModel:
         expected = sidecar.read_text().split()[0]
         verify_sha256(path, expected, what=f"model {path}")
         return ResolvedModel(ref=str(path), zip_path=path, model_dir=None, sha256=expected, verified=True,
-                             bundle_path=bundle)
+                             bundle_path=bundle, algo=zip_algo(path))
     return ResolvedModel(ref=str(path), zip_path=path, model_dir=None, sha256=sha256_file(path), verified=False,
-                         bundle_path=bundle)
+                         bundle_path=bundle, algo=zip_algo(path))
 
 
 def write_sha256_sidecar(path: str | Path) -> Path:

@@ -9,7 +9,9 @@ This module is the pyfunc ``loader_module``: MLflow calls :func:`_load_pyfunc` w
 - ``sb3.json``: ``{"algo": "DQN", "sha256": "<hex of model.zip>", "bundle_sha256": "<hex of
   bundle/manifest.json>"}`` (the manifest in turn records the weights' sha256).
 
-It does not import mlflow.
+``algo`` is the SB3 class (DQN, QRDQN, PPO, A2C); the bundle exists for DQN (agents/bundle.py), the
+other algorithms' zips are checked against ``sha256`` and loaded with ``trust_pickle``. A QR-DQN's
+``predict`` is its risk-aware greedy action (agents/qrdqn.py). It does not import mlflow.
 
 ``predict(obs)``: ``obs`` is an array-like of shape ``(n, *observation_shape)`` (a pandas DataFrame is
 taken as ``(n, n_columns)``; a single observation of ``observation_shape`` is accepted too). Returns a
@@ -28,6 +30,7 @@ import numpy as np
 from ..agents.bundle import MANIFEST, load_policy
 from ..agents.integrity import verify as verify_pickle
 from ..errors import IntegrityError
+from ..agents.algos import ALGOS, algo_of_zip
 from .lineage import verify_sha256
 
 MODEL_FILE = "model.zip"
@@ -36,20 +39,23 @@ BUNDLE_DIR = "bundle"
 
 
 def sb3_class(algo: str):
-    """The SB3 (or sb3-contrib) algorithm class named ``algo`` (e.g. ``"DQN"``, ``"QRDQN"``)."""
+    """The SB3 (or sb3-contrib) algorithm class named ``algo``: an ``agent.algo`` name or an SB3 class name,
+    any case (``"DQN"``, ``"qrdqn"``, ``"PPO"``, ``"A2C"``; agents/algos.py), else any class of that name in
+    ``stable_baselines3`` or ``sb3_contrib``."""
+    if algo.lower() in ALGOS:
+        return ALGOS[algo.lower()].cls
+    import sb3_contrib
     import stable_baselines3
 
-    cls = getattr(stable_baselines3, algo, None)
-    if cls is None:
-        try:
-            import sb3_contrib
-
-            cls = getattr(sb3_contrib, algo, None)
-        except ImportError:
-            cls = None
+    cls = getattr(stable_baselines3, algo, None) or getattr(sb3_contrib, algo, None)
     if cls is None:
         raise ValueError(f"unknown Stable-Baselines3 algorithm {algo!r} (not in stable_baselines3 or sb3_contrib)")
     return cls
+
+
+def zip_algo(path: str | Path) -> str:
+    """The SB3 class name of the model in an SB3 zip (``"DQN"``, ``"QRDQN"``, ``"PPO"``, ``"A2C"``)."""
+    return algo_of_zip(path).cls.__name__
 
 
 class SB3Policy:

@@ -183,7 +183,6 @@ def _journal_backend(path: Path) -> Any:
 
 
 def open_storage(spec: str) -> Any:
-    import optuna
     from optuna.storages import JournalStorage, RDBStorage
 
     if spec.startswith("journal:"):
@@ -348,7 +347,7 @@ def _worker_main(job: dict[str, Any]) -> None:
     redactor = Redactor([uri_password(job["storage"]), uri_password(cfg.tracking.uri)])
     sys.stdout = RedactingStream(sys.stdout, redactor)  # the log files carry no password
     sys.stderr = RedactingStream(sys.stderr, redactor)
-    space = SearchSpace.from_config(cfg.tune)
+    space = SearchSpace.from_config(cfg.tune, cfg.agent.algo)
     trial_fn = load_callable(cfg.tune.trial_fn)
     callbacks = make_callbacks(cfg)  # factories named by import path; nothing is unpickled
     storage = open_storage(job["storage"])
@@ -470,7 +469,7 @@ def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n
     tc = cfg.tune
     spec = storage_spec(storage or tc.storage, run_dir)
     shown = redact_text(spec)
-    SearchSpace.from_config(tc)  # fail fast on a bad space
+    SearchSpace.from_config(tc, cfg.agent.algo)  # fail fast on a bad space
     load_callable(tc.trial_fn)  # ... and on a bad trial_fn path
     gpus: list[str | None] = [None] * workers
     if tc.gpus_per_trial > 0:

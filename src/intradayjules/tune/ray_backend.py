@@ -32,7 +32,7 @@ from ..config import ExperimentConfig
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .cluster import apply_ray_env
 from .optuna_backend import make_sampler
-from .space import SIMPLEX_LOW, SIMPLEX_PREFIX, SearchSpace
+from .space import ARCHITECTURE_PARAMS, SIMPLEX_LOW, SIMPLEX_PREFIX, SearchSpace
 from .trial import (
     COMPLETE,
     FAILED,
@@ -117,7 +117,7 @@ def _trainable(config: dict[str, Any], base_cfg: dict[str, Any], checkpoint_ever
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     if "torch" in sys.modules:  # torch already imported in this worker process
         sys.modules["torch"].set_num_threads(threads)
-    space = SearchSpace.from_config(cfg.tune)
+    space = SearchSpace.from_config(cfg.tune, cfg.agent.algo)
     params = space.materialize(config)
     tcfg = space.apply(cfg, params)
     tcfg.agent.device = trial_device(cfg.tune.gpus_per_trial, os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -134,10 +134,11 @@ def _trainable(config: dict[str, Any], base_cfg: dict[str, Any], checkpoint_ever
 def _pbt_mutations(space: SearchSpace) -> dict[str, Any]:
     """PBT's ``hyperparam_mutations``: numeric domains (PBT perturbs x0.8/x1.2 or resamples; values are
     clipped back into bounds by ``SearchSpace.materialize``), categorical as lists (PBT shifts to a
-    neighbouring choice)."""
-    out = _ray_domains(space)
+    neighbouring choice). Network shapes (``ARCHITECTURE_PARAMS``) are left out: an exploiting trial keeps
+    its donor's, so the donor's weights fit it."""
+    out = {k: v for k, v in _ray_domains(space).items() if k not in ARCHITECTURE_PARAMS}
     for p in space.params:
-        if p.spec.type == "categorical":
+        if p.spec.type == "categorical" and p.name not in ARCHITECTURE_PARAMS:
             out[p.name] = p.encoded_choices
     return out
 
@@ -254,7 +255,7 @@ def run_ray(
     name = study or tc.study_name or cfg.name
     run_dir = run_dir_for(cfg, name, "ray")
     storage_path = run_dir.parent
-    space = SearchSpace.from_config(tc)
+    space = SearchSpace.from_config(tc, cfg.agent.algo)
     load_callable(tc.trial_fn)
     cbs = make_callbacks(cfg, callbacks)
     _set_env(tc.address, token_file)
@@ -326,7 +327,6 @@ class _DefineByRun:
 
 
 def _tune_config(tc: Any, space: SearchSpace) -> Any:
-    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
     from ray.tune.search import BasicVariantGenerator

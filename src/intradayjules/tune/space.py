@@ -1,8 +1,9 @@
 """The search space: which config fields a trial samples, and how.
 
-Parameters are named by their dotted config path (``agent.learning_rate``). Types: ``float`` (uniform or
-``log: true``), ``int`` (uniform or log), ``categorical`` (any YAML values; lists such as ``net_arch``
-choices are encoded as JSON strings for the samplers and decoded back).
+Parameters are named by their dotted config path (``agent.learning_rate``, ``agent.ppo.n_steps``). Without
+``tune.search_space`` the space is ``DEFAULT_SPACES[agent.algo]`` (one per algorithm of agents/algos.py).
+Types: ``float`` (uniform or ``log: true``), ``int`` (uniform or log), ``categorical`` (any YAML values;
+lists such as ``net_arch`` choices are encoded as JSON strings for the samplers and decoded back).
 
 Risk weights are sampled on the simplex: one raw parameter ``u_k ~ U(1e-6, 1)`` per component,
 ``e_k = -ln u_k`` (an Exp(1) draw), ``w_k = e_k / sum(e)``. With independent uniform ``u_k`` this is
@@ -23,17 +24,50 @@ from ..config import ExperimentConfig, ParamSpec, RiskWeights, TuneConfig, forma
 from ..errors import ConfigError
 
 SIMPLEX_PREFIX = "simplex:"
+# parameters that change the network's shape: PBT must not perturb them (a donor's weights would not fit)
+ARCHITECTURE_PARAMS = ("agent.net_arch", "agent.qrdqn.n_quantiles")
 SIMPLEX_LOW = 1e-6
 
-DEFAULT_SPACE: dict[str, dict[str, Any]] = {
+# The default space of each algorithm (``tune.search_space: null``): the hyperparameters the SB3 zoo tunes
+# for it, in ranges that fit one-env intraday training, plus the illiquid penalty of the reward shaping.
+_NET_ARCH = {"type": "categorical", "choices": [[64, 64], [128, 128], [256, 256], [64, 64, 64]]}
+_PENALTY = {"type": "float", "low": 1.0, "high": 6.0}
+DEFAULT_SPACE: dict[str, dict[str, Any]] = {  # DQN
     "agent.learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
     "agent.gamma": {"type": "float", "low": 0.9, "high": 0.9999},
     "agent.buffer_size": {"type": "int", "low": 10_000, "high": 200_000, "log": True},
     "agent.batch_size": {"type": "categorical", "choices": [32, 64, 128, 256]},
     "agent.target_update_interval": {"type": "int", "low": 250, "high": 5_000, "log": True},
     "agent.exploration_fraction": {"type": "float", "low": 0.05, "high": 0.5},
-    "agent.net_arch": {"type": "categorical", "choices": [[64, 64], [128, 128], [256, 256], [64, 64, 64]]},
-    "risk.illiquid_penalty_multiplier": {"type": "float", "low": 1.0, "high": 6.0},
+    "agent.net_arch": _NET_ARCH,
+    "risk.illiquid_penalty_multiplier": _PENALTY,
+}
+DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "dqn": DEFAULT_SPACE,
+    # QR-DQN: DQN's, plus the number of quantiles (the risk measure is a preference, not tuned)
+    "qrdqn": {**DEFAULT_SPACE, "agent.qrdqn.n_quantiles": {"type": "categorical", "choices": [25, 50, 100]}},
+    "ppo": {
+        "agent.ppo.learning_rate": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
+        "agent.gamma": {"type": "float", "low": 0.9, "high": 0.9999},
+        "agent.ppo.n_steps": {"type": "categorical", "choices": [256, 512, 1024, 2048]},
+        "agent.ppo.batch_size": {"type": "categorical", "choices": [32, 64, 128, 256]},
+        "agent.ppo.n_epochs": {"type": "int", "low": 3, "high": 20},
+        "agent.ppo.gae_lambda": {"type": "float", "low": 0.8, "high": 1.0},
+        "agent.ppo.clip_range": {"type": "categorical", "choices": [0.1, 0.2, 0.3]},
+        "agent.ppo.ent_coef": {"type": "float", "low": 1e-6, "high": 0.05, "log": True},
+        "agent.net_arch": _NET_ARCH,
+        "risk.illiquid_penalty_multiplier": _PENALTY,
+    },
+    "a2c": {
+        "agent.a2c.learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
+        "agent.gamma": {"type": "float", "low": 0.9, "high": 0.9999},
+        "agent.a2c.n_steps": {"type": "categorical", "choices": [5, 8, 16, 32, 64]},
+        "agent.a2c.gae_lambda": {"type": "float", "low": 0.8, "high": 1.0},
+        "agent.a2c.ent_coef": {"type": "float", "low": 1e-6, "high": 0.05, "log": True},
+        "agent.a2c.vf_coef": {"type": "float", "low": 0.2, "high": 1.0},
+        "agent.net_arch": _NET_ARCH,
+        "risk.illiquid_penalty_multiplier": _PENALTY,
+    },
 }
 
 
@@ -73,9 +107,12 @@ class SearchSpace:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, tune: TuneConfig) -> "SearchSpace":
+    def from_config(cls, tune: TuneConfig, algo: str = "dqn") -> "SearchSpace":
+        """``tune.search_space``, or the default space of ``algo`` (``agent.algo``) when it is None."""
+        if tune.search_space is None and algo not in DEFAULT_SPACES:
+            raise ConfigError([f"agent.algo: no default search space for {algo!r}; set tune.search_space"])
         specs = tune.search_space if tune.search_space is not None else {
-            k: ParamSpec.model_validate(v) for k, v in DEFAULT_SPACE.items()
+            k: ParamSpec.model_validate(v) for k, v in DEFAULT_SPACES[algo].items()
         }
         problems = []
         for name in specs:
