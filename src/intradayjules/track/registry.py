@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import IntradayJulesError
 from .lineage import (TAG_CONFIG_SHA256, TAG_MODEL_SHA256, TAG_PREFIX, IntegrityError, Lineage, package_version,
                       sha256_file, verify_sha256)
@@ -92,20 +94,41 @@ def _pip_requirements() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ logging
-def log_sb3_model(run: Run, zip_path: str | Path, algo: str = "DQN", lineage: Lineage | None = None) -> str:
-    """Log an SB3 zip into ``run`` as the pyfunc model ``model/`` (observation batch -> actions), tag the
-    run with its sha256 (``intradayjules.model_sha256``) and, given ``lineage``, its lineage tags and
+def model_io_example(zip_path: str | Path, algo: str = "DQN", input_example: Any = None) -> tuple[Any, Any]:
+    """An input example for the pyfunc model of ``zip_path`` and the actions it predicts for it.
+
+    ``input_example`` defaults to one observation drawn from the model's observation space with seed 0
+    (shape ``(1, *observation_shape)``, the space's dtype): the shape and dtype are what a signature
+    needs; pass a real observation (a batch) to show one in the UI."""
+    model = sb3_class(algo).load(str(zip_path), device="cpu")
+    space = model.observation_space
+    if input_example is None:
+        space.seed(0)
+        input_example = np.asarray(space.sample(), dtype=space.dtype)[None]
+    input_example = np.asarray(input_example, dtype=space.dtype)
+    if input_example.shape == tuple(space.shape):
+        input_example = input_example[None]
+    return input_example, SB3Policy(model).predict(input_example)
+
+
+def log_sb3_model(run: Run, zip_path: str | Path, algo: str = "DQN", lineage: Lineage | None = None,
+                  input_example: Any = None) -> str:
+    """Log an SB3 zip into ``run`` as the pyfunc model ``model/`` (observation batch -> actions), with a
+    tensor signature and an input example (:func:`model_io_example`), tag the run with its sha256
+    (``intradayjules.model_sha256``) and, given ``lineage``, its lineage tags and
     ``lineage/config.json``. Returns the zip's sha256."""
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"SB3 model {zip_path} does not exist")
     digest = sha256_file(zip_path)
+    example, actions = model_io_example(zip_path, algo, input_example)
     with tempfile.TemporaryDirectory(prefix="ij-model-") as tmp:
         data = Path(tmp) / SB3_DATA_DIR
         data.mkdir()
         shutil.copyfile(zip_path, data / MODEL_FILE)
         (data / META_FILE).write_text(json.dumps({"algo": algo, "sha256": digest}))
-        model_dir = run.tracker.save_pyfunc(Path(tmp) / MODEL_ARTIFACT, data, LOADER_MODULE, _pip_requirements())
+        model_dir = run.tracker.save_pyfunc(Path(tmp) / MODEL_ARTIFACT, data, LOADER_MODULE, _pip_requirements(),
+                                            input_example=example, output_example=actions)
         run.log_artifacts(model_dir, MODEL_ARTIFACT)
     tags = {TAG_MODEL_SHA256: digest, TAG_PREFIX + "algo": algo}
     if lineage is not None:
