@@ -6,28 +6,34 @@ PY     := $(VENV)/bin/python
 CONFIG ?= examples/configs/quickstart.yaml
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast typecheck bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# Re-install when pyproject.toml changes.
-$(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[tracking]'
+# Re-install when pyproject.toml or the lock changes. pyproject.toml gives compatible ranges;
+# constraints.txt pins today's exact versions, so the demo and the tests install what was tested.
+$(VENV)/.demo-installed: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install -q -c constraints.txt -e '.[tracking]'
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[dev,tracking,ray]'
+$(VENV)/.dev-installed: pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PIP) install -q -c constraints.txt -e '.[dev,tracking,ray,dashboard]'
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/intradayjules run --config $(CONFIG)
 
-# Layer contracts first (import-linter, [tool.importlinter] in pyproject.toml), then every test.
+# Layer contracts first (import-linter, [tool.importlinter] in pyproject.toml), then mypy --strict on
+# the typed public modules ([tool.mypy] files), then every test.
 test: $(VENV)/.dev-installed
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy
 
 test-fast: $(VENV)/.dev-installed
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -156,3 +156,30 @@ def test_run_with_ray_backend(tmp_path, monkeypatch):
     data = json.loads((tmp_path / "runs" / "e2e-ray" / "report_data.json").read_text())
     assert data["tuning"]["backend"] == "ray" and len(data["tuning"]["trials"]) == 4
     assert not (tmp_path / "runs" / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_mlflow_records_baseline_report_and_dataset(e2e):
+    """Issue 18: the baseline is a tracked run, the report is on the model's run, both name their data."""
+    work, first, _ = e2e
+    assert first.exit_code == 0, first.output
+    summary = json.loads((work / "runs" / "e2e" / "summary.json").read_text())
+    from intradayjules.track import Tracker, TrackingTarget
+
+    tracker = Tracker(TrackingTarget(uri=summary["tracking_uri"], artifact_location=None))
+    runs = {}
+    for r in tracker.client.search_runs([tracker.experiment_id], max_results=1000):
+        runs.setdefault(r.info.run_name, []).append(r)
+    model = tracker.client.get_run(summary["registered"]["run_id"])
+    baseline = runs["e2e-baseline"][0]  # the second job trains its own baseline run too
+    assert baseline.data.tags["intradayjules.role"] == "baseline"
+    assert any(k.startswith("eval/") for k in baseline.data.metrics)        # metrics by step
+    assert "test/total_return" in baseline.data.metrics                     # its test statistics
+    model_files = {k for k in model.data.tags if k.startswith("intradayjules.sha256/report/")}
+    assert {"intradayjules.sha256/report/report.html", "intradayjules.sha256/report/summary.json"} <= model_files
+    for run in (model, baseline):
+        (ds,) = run.inputs.dataset_inputs
+        assert ds.dataset.digest == run.data.tags["intradayjules.data_fingerprint"]
+        assert ds.dataset.name == "synthetic"
+    exp = tracker.client.get_experiment(tracker.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"

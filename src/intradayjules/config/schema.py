@@ -542,4 +542,4 @@ def config_from_dict(data: dict[str, Any] | None, source: str | None = None) -> 
 
 def dump_config(cfg: ExperimentConfig) -> str:
     """The resolved configuration (defaults filled in) as YAML."""
-    return yaml.safe_dump(redact_obj(cfg.model_dump(mode="json")), sort_keys=False)  # no passwords (redact.py)
+    return str(yaml.safe_dump(redact_obj(cfg.model_dump(mode="json")), sort_keys=False))  # no passwords (redact.py)

@@ -20,7 +20,7 @@ runs the built-in test policies (``random``, ``flat``, ``long``) on sampled sess
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,10 +74,10 @@ class RolloutResult:
 
     def daily_returns(self) -> np.ndarray:
         """``equity_close / initial_equity - 1`` per session (each session starts from the initial cash)."""
-        return self.closing_equity().to_numpy() / self.initial_equity - 1.0
+        return np.asarray(self.closing_equity().to_numpy() / self.initial_equity - 1.0, dtype=float)
 
 
-def run_sessions(policy: Policy, env, sessions: Iterable[str] | None = None,
+def run_sessions(policy: Policy, env: Any, sessions: Iterable[str] | None = None,
                  tracker: StepTracker | None = None, *, episodes: int | None = None,
                  seed: int | None = None) -> RolloutResult:
     """Run ``policy`` for one episode per session.
@@ -93,9 +93,9 @@ def run_sessions(policy: Policy, env, sessions: Iterable[str] | None = None,
         plan = [None] * int(episodes)
     else:
         plan = [{"session": s} for s in sessions]  # type: ignore[union-attr]
-    step_rows: list[tuple] = []
-    trade_rows: list[tuple] = []
-    order_rows: list[tuple] = []
+    step_rows: list[tuple[Any, ...]] = []
+    trade_rows: list[tuple[Any, ...]] = []
+    order_rows: list[tuple[Any, ...]] = []
     end_reasons: dict[str, str] = {}
     symbols = list(inner.symbols)
     step_no = 0
@@ -132,7 +132,8 @@ def run_sessions(policy: Policy, env, sessions: Iterable[str] | None = None,
                          tracker.snapshot() if tracker is not None else {}, end_reasons)
 
 
-def _collect_fills(rows: list, info: dict, step: int, session: str, symbols: list[str], tiers) -> None:
+def _collect_fills(rows: list[tuple[Any, ...]], info: dict[str, Any], step: int, session: str, symbols: list[str],
+                   tiers: Any) -> None:
     sc = info["symbol_costs"]
     for kind in ("fill", "flatten"):
         qty = info[f"{kind}_qty"]
@@ -170,7 +171,7 @@ def episode_table(result: RolloutResult) -> pd.DataFrame:
 NAMED_POLICIES = ("random", "flat", "long")
 
 
-def named_policy(name: str, env, seed: int = 0) -> Policy:
+def named_policy(name: str, env: Any, seed: int = 0) -> Policy:
     """``random`` (uniform actions, seeded), ``flat`` (never trades), ``long`` (single: always long;
     multi: asks every symbol for a long target in turn, so the gross limit decides how many it gets)."""
     if name not in NAMED_POLICIES:
@@ -181,7 +182,7 @@ def named_policy(name: str, env, seed: int = 0) -> Policy:
     rng = np.random.default_rng(seed)
     step = {"n": 0}
 
-    def act(obs, info):
+    def act(obs: Any, info: dict[str, Any]) -> int:
         step["n"] += 1
         if name == "random":
             return int(rng.integers(inner.action_space.n))
@@ -192,7 +193,7 @@ def named_policy(name: str, env, seed: int = 0) -> Policy:
     return act
 
 
-def rollout(env, policy: str | Callable = "random", episodes: int = 1, seed: int = 0) -> pd.DataFrame:
+def rollout(env: Any, policy: str | Policy = "random", episodes: int = 1, seed: int = 0) -> pd.DataFrame:
     """``episodes`` sampled episodes of a test policy (or any ``policy(obs, info)``): ``episode_table``."""
     act = policy if callable(policy) else named_policy(policy, env, seed)
     return episode_table(run_sessions(act, env, episodes=episodes, seed=seed))

@@ -190,7 +190,7 @@ def _block_performance(sums: np.ndarray, sumsq: np.ndarray, counts: np.ndarray, 
     """Per (combination, trial) performance from summed block moments. ``counts`` is (C, 1)."""
     mean = sums / counts
     if metric == "mean":
-        return mean
+        return np.asarray(mean)
     var = (sumsq - counts * mean * mean) / np.maximum(counts - 1, 1)
     sd = np.sqrt(np.maximum(var, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -77,7 +77,7 @@ def paired_t_test(d: np.ndarray) -> float:
 
 
 def _row_means(m: np.ndarray) -> np.ndarray:
-    return m.mean(axis=1)
+    return np.asarray(m.mean(axis=1))
 
 
 def paired_comparison(a: Any, b: Any, *, name_a: str = "model", name_b: str = "reference",

@@ -70,7 +70,7 @@ def rowwise_sharpe(m: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = mean / sd
     out[flat] = math.nan
-    return out
+    return np.asarray(out)
 
 
 def moments(x: Any) -> tuple[float, float]:

@@ -14,7 +14,9 @@ constant (or absent) on those rows gets mean 0 / std 1. ``sessions`` records the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +38,7 @@ class Scaler:
         return POOLED not in self.mean
 
     @classmethod
-    def fit(cls, features: pd.DataFrame, sessions, by_symbol: bool = False) -> "Scaler":
+    def fit(cls, features: pd.DataFrame, sessions: Iterable[Any], by_symbol: bool = False) -> "Scaler":
         """Fit on the rows of ``features`` whose session is in ``sessions`` (dates or timestamps)."""
         names = [c for c in features.columns if c not in (*KEY_COLUMNS, "warm")]
         days = pd.DatetimeIndex(pd.to_datetime(list(sessions))).tz_localize(None).normalize()
@@ -65,7 +67,7 @@ class Scaler:
             std[s] = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0).tolist()
         return cls(names, mean, std, sorted(d.date().isoformat() for d in days), int(in_train.sum()))
 
-    def arrays(self, symbols, columns=None) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self, symbols: Sequence[str], columns: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(mean, std) arrays of shape (len(symbols), len(columns)) in that order."""
         cols = list(columns) if columns is not None else self.columns
         missing = [c for c in cols if c not in self.columns]

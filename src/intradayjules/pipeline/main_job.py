@@ -34,7 +34,7 @@ from ..evaluate.report import equity_from_daily, render_report, write_report_dat
 from ..evaluate.evaluation import evaluate_policy
 from ..agents.sb3 import load_model
 from ..agents.policy import policy_from_model
-from ..track import make_tracker, register_model
+from ..track import log_report_outputs, log_training_outputs, make_tracker, register_model
 from ..tune.backend import get_backend
 from ..tune.search import run_search
 from ..tune.space import SearchSpace
@@ -143,8 +143,12 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     base_cfg = apply_overrides(arm_config(with_risk_profile(cfg, "off"), "original", cfg.agent.seed),
                                {"agent.algo": "dqn"})
     say("baseline", "training the original set-up (flat 5 bps costs, no risk shaping)")
-    base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False,  # a reference, not resumed
-                     extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
+    # the baseline is a tracked run too (params, lineage, dataset, metrics by step, model)
+    with tracker.run(f"{cfg.name}-baseline", base_cfg, prepared.lineage(),
+                     tags={"intradayjules.role": "baseline"}) as base_run:
+        base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False,  # a reference, not resumed
+                         run=base_run, extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
+        log_training_outputs(base_run, model_zip=base_res.model_path, config_yaml=out / "baseline" / "config.yaml")
     timings["baseline_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -188,6 +192,9 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                "evaluation": str(model.paths["evaluation"]), "registered": registered, "timings": timings,
                "feature_hit": prepared.feature_hit, "study": result.study, "tracking_uri": tracking_uri}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    # issue 18: the report, its data and any parquet tables on the model's run; baseline test metrics on its own
+    log_report_outputs(tracker, model.run_id, out)
+    log_report_outputs(tracker, base_run.run_id, out / "baseline", metrics=b_stats)
     return MainResult(out, report, model.result.model_path, m_stats, b_stats,
                       {"study": result.study, "best_value": result.best_value, "n_complete": result.n_complete,
                        "n_pruned": result.n_pruned, "n_failed": result.n_failed},

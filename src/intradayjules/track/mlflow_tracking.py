@@ -45,6 +45,12 @@ TAG_WORKER_PID = TAG_PREFIX + "worker_pid"
 TAG_HEARTBEAT = TAG_PREFIX + "heartbeat"
 TAG_SHA256_PREFIX = TAG_PREFIX + "sha256/"  # + artifact path (relative to the run's artifact root)
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow 3's experiment kind. Its UI (3.x) offers GenAI or model-training views of an experiment; the
+# kinds it knows are ``genai_development`` and ``custom_model_development`` (read from the 3.17 UI bundle).
+# MLflow 3.17 itself picks the view from its "workflow type" switch (``?workflowType=machine_learning``
+# in the URL, remembered by the browser); the tag is what the other 3.x UIs and the kind selector read.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 TRIAL_STATES = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
@@ -84,6 +90,15 @@ def _q(value: str | int, what: str) -> str:
     if "'" in value or '"' in value or "`" in value:
         raise TrackingError(f"{what} {value!r} must not contain quotes")
     return f"'{value}'"
+
+
+def _local_path(source: str) -> Path | None:
+    """``source`` as an absolute local path when it names an existing file or folder (it has a path
+    separator: a bare word such as ``synthetic`` is a generator, never a folder of the cwd)."""
+    if "/" not in str(source) and os.sep not in str(source):
+        return None
+    p = Path(source).expanduser().resolve()
+    return p if p.exists() else None
 
 
 def _now_ms() -> int:
@@ -200,6 +215,28 @@ class Run:
             parent = str(Path(artifact_file).parent)
             return self.log_artifact(p, None if parent == "." else parent)
 
+    def log_dataset(self, name: str, digest: str, source: str, context: str = "training",
+                    profile: Mapping[str, Any] | None = None) -> None:
+        """Record the data a run used as an MLflow dataset input (the run page's "Datasets" column):
+        ``name``, ``digest`` (the data fingerprint, at most 36 characters), ``source`` (a local path,
+        recorded as a ``local`` source with its absolute URI; anything else, e.g. ``synthetic``, as a
+        ``code`` source naming it) and the ``mlflow.data.context`` tag ``context``. Metadata only: the
+        bars themselves are not uploaded."""
+        mlflow = _mlflow()
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.data.dataset_source_registry import get_registered_sources
+        from mlflow.data.meta_dataset import MetaDataset
+
+        if len(digest) > 36:
+            raise TrackingError(f"dataset {name!r}: digest {digest!r} is longer than MLflow's 36 characters")
+        path = _local_path(source)
+        local_cls = next(c for c in get_registered_sources() if c._get_source_type() == "local")
+        src = (local_cls(path.as_uri()) if path is not None
+               else CodeDatasetSource({"generator": str(source), **{k: str(v) for k, v in (profile or {}).items()}}))
+        entity = MetaDataset(src, name=name, digest=digest)._to_mlflow_entity()
+        tags = [mlflow.entities.InputTag(key="mlflow.data.context", value=context)]
+        self.tracker.client.log_inputs(self.run_id, datasets=[mlflow.entities.DatasetInput(entity, tags=tags)])
+
     # -- end
     def end(self, status: str = "FINISHED") -> None:
         status = status.upper()
@@ -263,13 +300,16 @@ class Tracker:
 
     @property
     def experiment_id(self) -> str:
-        """Get-or-create the experiment (sqlite default: artifacts under ``<workdir>/mlartifacts``)."""
+        """Get-or-create the experiment (sqlite default: artifacts under ``<workdir>/mlartifacts``),
+        tagged as model development (:data:`EXPERIMENT_KIND_TAG`); an older experiment without the tag
+        gets it here."""
         if self._experiment_id is None:
             exp = self.client.get_experiment_by_name(self.target.experiment)
             if exp is None:
                 try:
                     self._experiment_id = self.client.create_experiment(
-                        self.target.experiment, artifact_location=self.target.artifact_location)
+                        self.target.experiment, artifact_location=self.target.artifact_location,
+                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
                 except Exception:  # created concurrently by another worker
                     exp = self.client.get_experiment_by_name(self.target.experiment)
                     if exp is None:
@@ -277,6 +317,8 @@ class Tracker:
                     self._experiment_id = exp.experiment_id
             else:
                 self._experiment_id = exp.experiment_id
+                if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
+                    self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return self._experiment_id
 
     # -- plain runs
@@ -310,6 +352,11 @@ class Tracker:
         run = self.start_run(name, params=all_params, tags={**lin.tags(), **(tags or {})})
         if lin.config is not None:
             run.log_text(lin.config_json(), "lineage/config.json")
+        if lin.data_fingerprint:
+            source = lin.extra.get("data_source") or "unknown"
+            local = _local_path(source)
+            run.log_dataset(local.name if local is not None else source, lin.data_fingerprint, source,
+                            profile={"symbols": lin.extra["symbols"]} if lin.extra.get("symbols") else None)
         return run
 
     # -- studies and trials
@@ -442,11 +489,17 @@ class Tracker:
         return Path(self.client.download_artifacts(run_id, path, str(dst)))
 
     def save_pyfunc(self, path: str | Path, data_dir: str | Path, loader_module: str,
-                    pip_requirements: list[str]) -> Path:
-        """Write an MLflow pyfunc model directory at ``path`` whose ``data`` is ``data_dir``."""
+                    pip_requirements: list[str], input_example: Any = None, output_example: Any = None) -> Path:
+        """Write an MLflow pyfunc model directory at ``path`` whose ``data`` is ``data_dir``; with
+        ``input_example`` (and the model's ``output_example`` for it) the model carries the example and
+        the signature inferred from the pair (tensor specs: dtype and shape, batch dimension -1)."""
         mlflow = _mlflow()
+        signature = None
+        if input_example is not None:
+            signature = mlflow.models.infer_signature(input_example, output_example)
         mlflow.pyfunc.save_model(str(path), loader_module=loader_module, data_path=str(data_dir),
-                                 pip_requirements=pip_requirements)
+                                 pip_requirements=pip_requirements, signature=signature,
+                                 input_example=input_example)
         return Path(path)
 
     def load_pyfunc(self, local_dir: str | Path):
@@ -473,6 +526,7 @@ class NoOpRun:
         return {}
     def log_text(self, text, artifact_file) -> str:
         return ""
+    def log_dataset(self, name, digest, source, context="training", profile=None) -> None: ...
     def end(self, status="FINISHED") -> None:
         self.ended = status.upper()
     def end_trial(self, state) -> None:
@@ -499,6 +553,9 @@ class NoOpTracker:
         return NoOpRun()
 
     def run(self, name, cfg=None, lineage=None, *, params=None, tags=None) -> NoOpRun:
+        return NoOpRun()
+
+    def get_run(self, run_id) -> NoOpRun:
         return NoOpRun()
 
     def start_study(self, study_name, params=None, tags=None) -> NoOpRun:

@@ -13,11 +13,19 @@
 
 Metrics by step are logged by the caller (``run.log_metrics({...}, step=num_timesteps)``, e.g. from the
 risk callback at each evaluation).
+
+``log_report_outputs(tracker, run_id, out_dir)`` adds what a main job writes once it is done, under
+``report/``: ``report.html``, ``report_data.json``, ``summary.json`` and every ``*.parquet`` table in
+``out_dir`` or below it (keeping its relative path, e.g. ``report/tables/daily.parquet``), each with its
+sha256; with ``metrics`` it also logs those (finite numbers only) as ``test/<name>``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .lineage import Lineage
 from .registry import log_sb3_model
@@ -39,4 +47,30 @@ def log_training_outputs(run, *, model_zip: str | Path, torchscript: str | Path 
         if path is not None:
             p = Path(path)
             digests[f"{folder}/{p.name}"] = run.log_artifact(p, folder)
+    return digests
+
+
+REPORT_FILES = ("report.html", "report_data.json", "summary.json")
+REPORT_ARTIFACT = "report"
+
+
+def log_report_outputs(tracker: Any, run_id: str | None, out_dir: str | Path,
+                       metrics: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Upload a finished job's report files and parquet tables to run ``run_id`` (module docstring);
+    returns artifact path -> sha256. Nothing happens when ``run_id`` is None (tracking off)."""
+    if run_id is None:
+        return {}
+    out_dir = Path(out_dir)
+    run = tracker.get_run(run_id)
+    digests = {}
+    for name in REPORT_FILES:
+        if (out_dir / name).is_file():
+            digests[f"{REPORT_ARTIFACT}/{name}"] = run.log_artifact(out_dir / name, REPORT_ARTIFACT)
+    for table in sorted(out_dir.rglob("*.parquet")):
+        folder = "/".join(p for p in (REPORT_ARTIFACT, table.parent.relative_to(out_dir).as_posix()) if p != ".")
+        digests[f"{folder}/{table.name}"] = run.log_artifact(table, folder)
+    if metrics:
+        run.log_metrics({f"test/{k}": float(v) for k, v in metrics.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))})
+        run.flush()
     return digests

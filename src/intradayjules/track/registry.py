@@ -30,14 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..agents import integrity
+from ..agents.bundle import load_policy as load_bundle_policy
 from ..agents.bundle import (MANIFEST, SUPPORTED as BUNDLE_SUPPORTED, WEIGHTS, bundle_path_for, export_bundle, is_bundle,
                              verify_bundle)
 from ..errors import IntradayJulesError
 from .lineage import (TAG_BUNDLE_SHA256, TAG_CONFIG_SHA256, TAG_MLMODEL_SHA256, TAG_MODEL_SHA256, TAG_PREFIX,
                       IntegrityError, Lineage, package_version, sha256_file, verify_sha256)
 from .mlflow_tracking import TAG_SHA256_PREFIX, Run, Tracker, make_tracker
-from .sb3_pyfunc import BUNDLE_DIR, META_FILE, MODEL_FILE, bundle_in, zip_algo
+from .sb3_pyfunc import BUNDLE_DIR, META_FILE, MODEL_FILE, SB3Policy, bundle_in, zip_algo
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +134,42 @@ def _copy_bundle(zip_path: Path, digest: str, dst: Path, bundle: str | Path | No
     export_bundle(model, dst, zip_sha256=digest)
 
 
+def model_io_example(zip_path: str | Path, algo: str = "DQN", input_example: Any = None,
+                     trust_pickle: bool = False, bundle: str | Path | None = None) -> tuple[Any, Any]:
+    """An input example for the pyfunc model of ``zip_path`` and the actions it predicts for it.
+
+    ``input_example`` defaults to one observation drawn from the model's observation space with seed 0
+    (shape ``(1, *observation_shape)``, the space's dtype): the shape and dtype are what a signature
+    needs; pass a real observation (a batch) to show one in the UI."""
+    src = Path(bundle) if bundle is not None else bundle_path_for(zip_path)
+    if is_bundle(src):  # the pickle-free policy (DQN)
+        model = load_bundle_policy(src)
+    else:  # signed by this project, or trust_pickle
+        model = integrity.load_sb3(zip_path, trust_pickle=trust_pickle, algo=algo, device="cpu")
+    space = model.observation_space
+    if input_example is None:
+        space.seed(0)
+        input_example = np.asarray(space.sample(), dtype=space.dtype)[None]
+    input_example = np.asarray(input_example, dtype=space.dtype)
+    if input_example.shape == tuple(space.shape):
+        input_example = input_example[None]
+    return input_example, SB3Policy(model).predict(input_example)
+
+
 def log_sb3_model(run: Run, zip_path: str | Path, algo: str | None = None, lineage: Lineage | None = None, *,
-                  bundle: str | Path | None = None, trust_pickle: bool = False) -> str:
+                  bundle: str | Path | None = None, trust_pickle: bool = False, input_example: Any = None) -> str:
     """Log an SB3 zip and its policy bundle into ``run`` as the pyfunc model ``model/`` (observation batch
     -> actions), tag the run with their digests (``intradayjules.model_sha256``, ``bundle_sha256``,
     ``mlmodel_sha256``) and, given ``lineage``, its lineage tags and ``lineage/config.json``. The bundle
     is ``bundle`` or the one next to the zip (``model.bundle/``, written by the trainer); see
     :func:`_copy_bundle` for a zip without one. ``algo``: the SB3 class name; None reads it from the zip.
-    Returns the zip's sha256."""
+    With a tensor signature and an input example (:func:`model_io_example`). Returns the zip's sha256."""
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise FileNotFoundError(f"SB3 model {zip_path} does not exist")
     algo = algo or zip_algo(zip_path)
     digest = sha256_file(zip_path)
+    example, actions = model_io_example(zip_path, algo, input_example, trust_pickle, bundle)
     with tempfile.TemporaryDirectory(prefix="ij-model-") as tmp:
         data = Path(tmp) / SB3_DATA_DIR
         data.mkdir()
@@ -152,7 +178,8 @@ def log_sb3_model(run: Run, zip_path: str | Path, algo: str | None = None, linea
         has_bundle = (data / BUNDLE_DIR / MANIFEST).is_file()  # DQN; other algorithms ship the zip only
         bundle_digest = sha256_file(data / BUNDLE_DIR / MANIFEST) if has_bundle else ""
         (data / META_FILE).write_text(json.dumps({"algo": algo, "sha256": digest, "bundle_sha256": bundle_digest}))
-        model_dir = run.tracker.save_pyfunc(Path(tmp) / MODEL_ARTIFACT, data, LOADER_MODULE, _pip_requirements())
+        model_dir = run.tracker.save_pyfunc(Path(tmp) / MODEL_ARTIFACT, data, LOADER_MODULE, _pip_requirements(),
+                                            input_example=example, output_example=actions)
         mlmodel_digest = sha256_file(Path(model_dir) / "MLmodel")
         run.log_artifacts(model_dir, MODEL_ARTIFACT)
     tags = {TAG_MODEL_SHA256: digest, TAG_BUNDLE_SHA256: bundle_digest, TAG_MLMODEL_SHA256: mlmodel_digest,

@@ -9,6 +9,12 @@ One parent run per study, one child run per trial::
     tracking.on_trial_end(trial_id, params, state, value)  # state: complete | pruned | failed
     tracking.close()                                      # end the study: leftover RUNNING -> KILLED
 
+The parent run carries the study's best value so far: after each complete trial (and once more at
+``close``) the metric ``best_objective`` (step = number of complete trials seen), the tags
+``intradayjules.best_trial`` (trial id) and ``intradayjules.best_trial_run_id``. Best = max or min of
+the children's ``objective_final`` by the study's direction (``tune.direction``). Workers update it
+concurrently, so an intermediate step can lag; the value written at ``close`` is the study's.
+
 Set ``tune.callbacks: ["intradayjules.track.tune_callbacks:from_config"]`` to have every worker
 build one from the config. The coordinating process should call :func:`from_config` (or
 ``for_study``) once before starting workers so that exactly one parent run exists; workers find it by
@@ -19,26 +25,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from .lineage import Lineage, flatten_config
-from .mlflow_tracking import TAG_TRIAL_STATE, NoOpTracker, Run, Tracker, make_tracker, resolve_tracking
+from .lineage import TAG_PREFIX, Lineage, flatten_config
+from .mlflow_tracking import TAG_TRIAL_KEY, TAG_TRIAL_STATE, NoOpTracker, Run, Tracker, make_tracker, resolve_tracking
 
 OBJECTIVE = "objective"
+BEST_METRIC = "best_objective"
+TAG_BEST_TRIAL = TAG_PREFIX + "best_trial"
+TAG_BEST_RUN = TAG_PREFIX + "best_trial_run_id"
 
 
 class TrialTracking:
     """Tune callbacks writing MLflow child runs under one study parent run."""
 
-    def __init__(self, tracker: Tracker | NoOpTracker, parent_run_id: str | None):
+    def __init__(self, tracker: Tracker | NoOpTracker, parent_run_id: str | None, direction: str = "maximize"):
+        if direction not in ("maximize", "minimize"):
+            raise ValueError(f"direction must be 'maximize' or 'minimize', not {direction!r}")
         self.tracker = tracker
         self.parent_run_id = parent_run_id
+        self.direction = direction
         self._runs: dict[str, Run] = {}
         self._last: dict[str, tuple[int, float]] = {}
 
     @classmethod
     def for_study(cls, tracker: Tracker | NoOpTracker, study_name: str, params: dict[str, Any] | None = None,
-                  tags: dict[str, Any] | None = None) -> "TrialTracking":
+                  tags: dict[str, Any] | None = None, direction: str = "maximize") -> "TrialTracking":
         parent = tracker.start_study(study_name, params=params, tags=tags)
-        return cls(tracker, parent.run_id)
+        return cls(tracker, parent.run_id, direction)
 
     def on_trial_start(self, trial_id: str, params: dict[str, Any]) -> None:
         if not self.tracker.enabled:
@@ -63,6 +75,8 @@ class TrialTracking:
         if value is not None:
             run.log_metrics({OBJECTIVE + "_final": value}, step=0)
         run.end_trial(state)
+        if state == "complete":
+            self.record_best()
 
     def run_id_of(self, trial_id: str) -> str | None:
         """The MLflow run id of trial ``trial_id`` (None if it has none)."""
@@ -86,11 +100,33 @@ class TrialTracking:
                 best = (v, r.info.run_id)
         return None if best is None else best[1]
 
+    def record_best(self) -> float | None:
+        """Write the best complete trial's value on the parent run (module docstring); returns it."""
+        if not self.tracker.enabled or self.parent_run_id is None:
+            return None
+        mode = "max" if self.direction == "maximize" else "min"
+        best, n_complete = None, 0
+        for r in self.tracker.children(self.parent_run_id):
+            if r.data.tags.get(TAG_TRIAL_STATE) != "complete" or OBJECTIVE + "_final" not in r.data.metrics:
+                continue
+            n_complete += 1
+            v = r.data.metrics[OBJECTIVE + "_final"]
+            if best is None or (v > best[0] if mode == "max" else v < best[0]):
+                best = (v, r.info.run_id, r.data.tags.get(TAG_TRIAL_KEY))
+        if best is None:
+            return None
+        parent = self.tracker.get_run(self.parent_run_id)
+        parent.log_metrics({BEST_METRIC: best[0]}, step=n_complete)
+        parent.flush({TAG_BEST_TRIAL: best[2], TAG_BEST_RUN: best[1]})
+        return best[0]
+
     def close(self, study_finished: bool = True, status: str = "FINISHED") -> list[str]:
-        """End the study parent run (coordinator only); returns trial runs reaped as KILLED."""
+        """End the study parent run (coordinator only), after writing its best value; returns trial runs
+        reaped as KILLED."""
         if not self.tracker.enabled or self.parent_run_id is None:
             return []
         if study_finished:
+            self.record_best()
             return self.tracker.end_study(self.parent_run_id, status)
         return self.tracker.reap_stale_trials(self.parent_run_id)
 
@@ -101,4 +137,5 @@ def from_config(cfg: Any) -> TrialTracking:
     lineage tags."""
     tracker = make_tracker(resolve_tracking(cfg))
     study = cfg.tune.study_name or cfg.name
-    return TrialTracking.for_study(tracker, study, params=flatten_config(cfg), tags=Lineage.collect(cfg).tags())
+    return TrialTracking.for_study(tracker, study, params=flatten_config(cfg), tags=Lineage.collect(cfg).tags(),
+                                   direction=cfg.tune.direction)

@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,14 @@ from .trial import (
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 STORAGE_ENV = "INTRADAYJULES_TUNE_STORAGE"  # a worker started by hand: the storage URL with its password
+DEFAULT_TRIAL_FN = "intradayjules.pipeline.trial:dqn_trial"
+# what the default trial returns (risk/callback.py: mean daily net bps - OBJECTIVE_RISK_BPS x composite)
+DEFAULT_METRIC_NAME = "objective (bps/day - 10 x composite)"
+
+
+def metric_name(trial_fn: str) -> str:
+    """The study's objective name as Optuna Dashboard shows it (``study.set_metric_names``)."""
+    return DEFAULT_METRIC_NAME if trial_fn == DEFAULT_TRIAL_FN else f"objective ({trial_fn})"
 
 
 class _Interrupted(BaseException):
@@ -385,6 +394,8 @@ def _run_one(study: Any, trial: Any, space: SearchSpace, cfg: ExperimentConfig, 
     try:
         params = space.materialize(space.suggest(trial))
         trial.set_user_attr("params", json_safe(params))
+        for key in (k for k in params if k.startswith("risk.weights.")):  # the weights, readable in the dashboard
+            trial.set_user_attr(key, params[key])
         fire(callbacks, "on_trial_start", tid, params)
         tcfg = space.apply(cfg, params)
         tcfg.agent.device = trial_device(job["gpus_per_trial"], os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -498,6 +509,9 @@ def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n
             raise TuneError(f"study {name!r} was just created in {shown} by another process running the same "
                             "search; wait for it, or pass --resume to join it") from None
         s.set_user_attr("trial_fn", tc.trial_fn)
+        with warnings.catch_warnings():  # experimental in Optuna 5.0, stable in what it does
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            s.set_metric_names([metric_name(tc.trial_fn)])
     write_config(cfg, run_dir)
     reap_orphans(s)
     coordinator_cbs = make_callbacks(cfg)  # e.g. a tracker's study-level parent run, created once here

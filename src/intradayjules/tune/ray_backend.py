@@ -32,7 +32,7 @@ from ..config import ExperimentConfig
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .cluster import apply_ray_env
 from .optuna_backend import make_sampler
-from .space import ARCHITECTURE_PARAMS, SIMPLEX_LOW, SIMPLEX_PREFIX, SearchSpace
+from .space import ARCHITECTURE_PARAMS, SIMPLEX_LOW, SearchSpace, simplex_name
 from .trial import (
     COMPLETE,
     FAILED,
@@ -158,7 +158,7 @@ def _ray_domains(space: SearchSpace) -> dict[str, Any]:
         else:
             out[p.name] = tune.choice(p.encoded_choices)
     for c in space.simplex:
-        out[SIMPLEX_PREFIX + c] = tune.uniform(SIMPLEX_LOW, 1.0)
+        out[simplex_name(c)] = tune.uniform(SIMPLEX_LOW, 1.0)
     return out
 
 

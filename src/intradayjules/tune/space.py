@@ -5,10 +5,15 @@ Parameters are named by their dotted config path (``agent.learning_rate``, ``age
 Types: ``float`` (uniform or ``log: true``), ``int`` (uniform or log), ``categorical`` (any YAML values;
 lists such as ``net_arch`` choices are encoded as JSON strings for the samplers and decoded back).
 
-Risk weights are sampled on the simplex: one raw parameter ``u_k ~ U(1e-6, 1)`` per component,
-``e_k = -ln u_k`` (an Exp(1) draw), ``w_k = e_k / sum(e)``. With independent uniform ``u_k`` this is
+Risk weights are sampled on the simplex: one raw parameter ``u_k ~ U(1e-6, 1)`` per component, named
+``risk.weights.<k>.raw_u`` (what Optuna, its dashboard and Ray show), ``e_k = -ln u_k`` (an Exp(1)
+draw), ``w_k = e_k / sum(e)``. With independent uniform ``u_k`` this is
 exactly the flat Dirichlet(1, ..., 1); whatever a sampler does to the ``u_k`` (TPE, PBT mutation) the
 weights stay non-negative and sum to 1. Components not listed in ``tune.risk_weight_components`` are 0.
+
+Studies started before the raw parameters had readable names used ``simplex:<k>``: :meth:`suggest` keeps
+that name inside a study whose trials already use it (so a resumed TPE keeps its history), and
+:meth:`materialize` accepts either name.
 """
 
 from __future__ import annotations
@@ -23,10 +28,16 @@ from pydantic import BaseModel, ValidationError
 from ..config import ExperimentConfig, ParamSpec, RiskWeights, TuneConfig, format_validation_error
 from ..errors import ConfigError
 
-SIMPLEX_PREFIX = "simplex:"
+SIMPLEX_PREFIX = "simplex:"  # the old raw names (still read: resumed studies, Ray trials restored)
 # parameters that change the network's shape: PBT must not perturb them (a donor's weights would not fit)
 ARCHITECTURE_PARAMS = ("agent.net_arch", "agent.qrdqn.n_quantiles")
 SIMPLEX_LOW = 1e-6
+
+
+def simplex_name(component: str) -> str:
+    """The raw parameter behind risk weight ``component``: ``risk.weights.<component>.raw_u``."""
+    return f"risk.weights.{component}.raw_u"
+
 
 # The default space of each algorithm (``tune.search_space: null``): the hyperparameters the SB3 zoo tunes
 # for it, in ranges that fit one-env intraday training, plus the illiquid penalty of the reward shaping.
@@ -129,7 +140,7 @@ class SearchSpace:
 
     @property
     def raw_names(self) -> list[str]:
-        return [p.name for p in self.params] + [SIMPLEX_PREFIX + c for c in self.simplex]
+        return [p.name for p in self.params] + [simplex_name(c) for c in self.simplex]
 
     # ------------------------------------------------------------------ sampling
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -143,18 +154,22 @@ class SearchSpace:
                 raw[p.name] = trial.suggest_int(p.name, int(s.low), int(s.high), log=s.log)
             else:
                 raw[p.name] = trial.suggest_categorical(p.name, p.encoded_choices)
+        legacy = bool(self.simplex) and _study_uses_legacy_names(trial, SIMPLEX_PREFIX + self.simplex[0])
         for c in self.simplex:
-            raw[SIMPLEX_PREFIX + c] = trial.suggest_float(SIMPLEX_PREFIX + c, SIMPLEX_LOW, 1.0)
+            name = SIMPLEX_PREFIX + c if legacy else simplex_name(c)
+            raw[name] = trial.suggest_float(name, SIMPLEX_LOW, 1.0)
         return raw
 
     def materialize(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Raw sampler values -> ``{dotted config path: value}`` with weights on the simplex."""
+        raw = {**raw, **{simplex_name(c): raw[SIMPLEX_PREFIX + c] for c in self.simplex
+                         if simplex_name(c) not in raw and SIMPLEX_PREFIX + c in raw}}
         missing = [n for n in self.raw_names if n not in raw]
         if missing:
             raise ConfigError([f"sampled parameters lack {missing}"])
         params = {p.name: p.decode(raw[p.name]) for p in self.params}
         if self.simplex:
-            e = {c: -math.log(min(max(float(raw[SIMPLEX_PREFIX + c]), SIMPLEX_LOW), 1.0)) for c in self.simplex}
+            e = {c: -math.log(min(max(float(raw[simplex_name(c)]), SIMPLEX_LOW), 1.0)) for c in self.simplex}
             total = sum(e.values())
             if total <= 0:  # every u_k == 1: no preference, spread evenly
                 e, total = {c: 1.0 for c in self.simplex}, float(len(self.simplex))
@@ -180,6 +195,14 @@ class SearchSpace:
             return ExperimentConfig.model_validate(data)
         except ValidationError as e:
             raise ConfigError([f"sampled {line}" for line in format_validation_error(e)]) from None
+
+
+def _study_uses_legacy_names(trial: Any, legacy_name: str) -> bool:
+    """True when an earlier trial of ``trial``'s Optuna study sampled ``legacy_name``."""
+    study = getattr(trial, "study", None)
+    if study is None:
+        return False
+    return any(legacy_name in t.params for t in study.get_trials(deepcopy=False) if t.number != trial.number)
 
 
 def _check_path(name: str) -> str | None:
