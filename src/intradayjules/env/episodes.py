@@ -11,6 +11,10 @@ All pandas work happens here, once; the environment's ``step()`` only indexes nu
   the training sessions; NaN -> 0, clipped to +-clip).
 * ``Panel.episode(i, lookback)``: one session's arrays, with the observation window of every decision
   bar precomputed (bars of the previous session fill the window at the open; zeros before the data).
+* Bar times and partial sessions: the panel keeps every bar's start time, the bar length and, per session,
+  the number of bars the exchange calendar's session has at that bar size (``calendar_bar_counts``; 78
+  five-minute bars on a full NYSE day, 42 on a half day). A session with fewer bars in the data is
+  *partial* (``Panel.partial``, ``Episode.partial``): statistics exclude it by default (``evaluate``).
 """
 
 from __future__ import annotations
@@ -112,6 +116,16 @@ class Panel:
     @property
     def max_bars(self) -> int:
         return int(np.diff(self.starts).max())
+
+    def partial(self) -> np.ndarray:
+        """(S,) bool: sessions with fewer bars than the exchange calendar's session at this bar size."""
+        if self.expected_bars is None:
+            return np.zeros(len(self.sessions), bool)
+        return (self.expected_bars > 0) & (np.diff(self.starts) < self.expected_bars)
+
+    def partial_dates(self) -> list[str]:
+        """The partial sessions as ``YYYY-MM-DD``."""
+        return [str(np.datetime_as_string(d, unit="D")) for d in self.sessions[self.partial()]]
 
     def session_index(self, sessions) -> np.ndarray:
         """Indices of the given sessions that are valid episodes here (others are skipped)."""

@@ -50,7 +50,7 @@ class Suite:
     def to_json(self) -> dict[str, Any]:
         a = self.assessment.to_dict()
         return json_safe({"subject": self.subject, "verdict": self.verdict,
-                          "sessions": a["sessions"], "excluded_partial_sessions": a["excluded"],
+                          "full_sessions": a["sessions"], "excluded_partial_sessions": a["excluded"],
                           "policies": {n: {**self.stats[n], "description": self.descriptions.get(n, "")}
                                        for n in self.stats},
                           "comparisons": a["comparisons"], "sharpes": a["sharpes"], "ranking": a["ranking"],
@@ -72,13 +72,14 @@ def evaluate_suite(policies: Mapping[str, Policy], data: EnvData, cfg: Experimen
     clash = sorted(set(refs) & set(policies))
     if clash:
         raise ValueError(f"policy name {clash[0]!r} is also a reference: rename it")
-    every = {**policies, **refs}
+    subject = next(iter(policies))
+    # the subject, then the references, then the other policies given (the order of the comparisons)
+    every = {subject: policies[subject], **refs, **{k: v for k, v in policies.items() if k != subject}}
     stats, results, daily, trades = {}, {}, {}, {}
     for name, policy in every.items():
         stats[name], results[name] = evaluate_policy(policy, data, cfg, split)
         daily[name] = daily_table(results[name])
         trades[name] = trades_table(results[name])
-    subject = next(iter(policies))
     kw = {"n_resamples": n_resamples} if n_resamples is not None else {}
     assessment = assess(daily, subject=subject, trial_pnl=trial_pnl, selected=selected, seed=seed, **kw)
     desc = {**{n: DESCRIPTIONS[n] for n in refs}, **dict(descriptions or {})}

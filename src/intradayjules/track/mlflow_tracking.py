@@ -499,6 +499,9 @@ class NoOpTracker:
     def run(self, name, cfg=None, lineage=None, *, params=None, tags=None) -> NoOpRun:
         return NoOpRun()
 
+    def get_run(self, run_id) -> NoOpRun:
+        return NoOpRun()
+
     def start_study(self, study_name, params=None, tags=None) -> NoOpRun:
         return NoOpRun()
 
