@@ -159,7 +159,7 @@ def render_report(run_dir: str | Path) -> Path:
     ranking = _table(["rank", "policy", "mean (bps/day)", "total (bps)", "sessions"],
                      [[str(i + 1), html.escape(r["policy"]), _fmt(r["mean_bps"]), _fmt(r["total_bps"]),
                        _fmt(r["sessions"])] for i, r in enumerate(a.ranking)], "ranking")
-    parts.append(_section("comparison", f"{subject} vs every reference (paired daily net P&L)",
+    parts.append(_section("comparison", f"{subject.capitalize()} vs every reference (paired daily net P&L)",
                           f"<ul>{desc}</ul>" + comparison_table(a.comparisons)
                           + "<h3>Ranking by mean daily net P&amp;L (the paired comparison's quantity)</h3>" + ranking
                           + "<h3>Sharpe ratios</h3>" + sharpe_table(a.sharpes)
@@ -235,6 +235,7 @@ def render_report(run_dir: str | Path) -> Path:
             "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
             "text-align:right}td:first-child,th:first-child{text-align:left}img.plot{max-width:100%}"
+            "table.comparison td:last-child,table.ranking td:nth-child(2),table.costs td:nth-child(2){text-align:left}"
             "section{margin-bottom:2em}p.verdict{font-size:1.1em;background:#f4f4f4;padding:0.8em;"
             "border-left:4px solid #1f77b4}</style></head><body>" + "\n".join(parts) + "</body></html>")
     out = run_dir / "report.html"
