@@ -5,20 +5,17 @@ Every reference is a ``policy(obs, info) -> action`` (``env.rollout.Policy``), b
 model, so it meets the same fills, costs, participation cap, gross-exposure limit, drawdown stop and
 closing flatten.
 
-=================  ==========================================================================================
-name               what it does (parameters)
-=================  ==========================================================================================
-``flat``           never trades (multi: no-op; single: target flat). Its daily P&L is 0 on every session.
-``buy_hold``       long every symbol from the first bar, flat at the close (the env flattens every session).
-``buy_hold_liquid`` the same for the symbols in the ``liquid`` tier of the session (tiers are known before
-                   the session: ``data.tiers``, from previous sessions' ADV); flat in the others.
-``random``         a uniform action of the action space at every step, from one generator seeded with
-                   ``seed`` (one stream over the whole evaluation, so the same sessions give the same trades).
-``momentum``       target ``sign(r)`` in each symbol, ``r`` the log return over the last ``horizon`` bars up
-                   to the decision bar's close (``feature = logret_12``: 12 bars; ``threshold = 0``: flat when
-                   ``abs(r) <= threshold``). Decided on bar t's close, filled at bar t+1's open: no look-ahead.
-``reversal``       target ``-sign(r)``: the opposite of ``momentum``, same parameters.
-=================  ==========================================================================================
+* ``flat``: never trades (multi: no-op; single: target flat). Its daily P&L is 0 on every session.
+* ``buy_hold``: long every symbol from the first bar, flat at the close (the env flattens every session).
+* ``buy_hold_liquid``: the same for the symbols in the ``liquid`` tier of the session (tiers are known
+  before the session: ``data.tiers``, from previous sessions' ADV); flat in the others.
+* ``random``: a uniform action of the action space at every step, from one generator seeded with ``seed``
+  (one stream over the whole evaluation, so the same sessions give the same trades).
+* ``momentum``: target ``sign(r)`` in each symbol, ``r`` the log return over the last 12 bars up to the
+  decision bar's close (parameters ``feature = "logret_12"``, any return feature of the env, and
+  ``threshold = 0``: flat when ``abs(r) <= threshold``). Decided on bar t's close, filled at bar t+1's
+  open: no look-ahead.
+* ``reversal``: target ``-sign(r)``: the opposite of ``momentum``, same parameters.
 
 **Where the 12-bar return comes from.** From the observation, exactly what the model sees: the last row of
 the feature window holds the standardised feature ``z = (r - mean) / std`` (``features.scaler.Scaler``, per
