@@ -194,4 +194,7 @@ def test_run_with_ray_backend(tmp_path, monkeypatch):
     assert summary["registered"] is None  # --no-track: nothing registered
     data = json.loads((tmp_path / "runs" / "e2e-ray" / "report_data.json").read_text())
     assert data["tuning"]["backend"] == "ray" and len(data["tuning"]["trials"]) == 4
+    # the Ray trials' validation P&L is found by their trial ids: DSR and PBO over all of them
+    kept = [t for t in data["tuning"]["trials"] if t["state"] in ("complete", "pruned")]
+    assert data["assessment"]["n_trials"] == len(kept) >= 2 and data["assessment"]["pbo"] is not None
     assert not (tmp_path / "runs" / "mlflow.db").exists()
