@@ -37,7 +37,7 @@ def test_parse_set_options_reads_yaml_values():
 
 
 def test_presets_ship_inside_the_package_and_resolve_by_name(tmp_path, monkeypatch):
-    assert {"quickstart", "illiquid_experiment", "illiquid_real"} <= set(preset_names())
+    assert {"quickstart", "illiquid_experiment", "illiquid_real", "real_bars"} <= set(preset_names())
     assert "site-packages" in str(preset_path("quickstart")) or "src/intradayjules" in str(preset_path("quickstart"))
     monkeypatch.chdir(tmp_path)  # works from any directory
     assert load_config(resolve_config_ref("quickstart")).name == "quickstart"

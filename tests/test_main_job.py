@@ -4,13 +4,17 @@ import json
 import re
 import shutil
 import subprocess
+from html import escape as html_escape
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from intradayjules.agents.references import REFERENCE_NAMES
 from intradayjules.cli import app
 from intradayjules.evaluate.evaluation import REQUIRED_KEYS
+from intradayjules.evaluate.report import SECTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -79,12 +83,43 @@ def test_quickstart_small_budget_end_to_end(e2e):
     assert res.exit_code == 0, res.output
     payload = json.loads(res.output[res.output.index("{"):])
     assert payload["sharpe"] == pytest.approx(ev["sharpe"], nan_ok=True)
-    # report with its sections
+    assert set(payload["policies"]) == {"model", *REFERENCE_NAMES}  # --json holds every policy
+    assert set(payload["comparisons"]) == set(REFERENCE_NAMES)
+    # the verdict printed by run, at the top of the report, and in the summary
+    verdict = summary["verdict"]
+    assert verdict.startswith("Model vs flat: ") and f"Verdict: {verdict}" in " ".join(first.output.split())
+    # records of every policy, loadable by pandas
+    for name in ("model", "baseline", *REFERENCE_NAMES):
+        daily = pd.read_parquet(run_dir / "eval" / name / "daily.parquet")
+        trades = pd.read_parquet(run_dir / "eval" / name / "trades.parquet")
+        assert len(daily) == ev["sessions"] and {"net_bps", "gross_bps", "cost_bps", "partial"} <= set(daily.columns)
+        assert name == "flat" or len(trades) > 0, name
+    # the report: every section, every reference, the CIs, DSR and PBO, the verdict first
     html = (run_dir / "report.html").read_text()
-    for section in ("equity", "metrics", "costs", "tiers", "training", "tuning", "lineage"):
-        assert f'<section id="{section}">' in html
-    assert html.count("data:image/png;base64,") >= 6
+    ids = re.findall(r'<section id="([a-z]+)">', html)
+    assert ids == list(SECTIONS)
+    assert html.index("Verdict:") < html.index('<section id="equity">') and html_escape(verdict) in html
+    for name in ("baseline", *REFERENCE_NAMES):
+        assert f"<td>model vs {name}</td>" in html
+    assert "95 % CI" in html and "deflated Sharpe ratio (DSR)" in html and "PBO (CSCV)" in html
+    n_trials = summary["selection"]["n_trials"]
+    assert f"the best of {n_trials} trials" in verdict and "PBO = " in verdict
+    assert html.count("data:image/png;base64,") >= 8
     assert "http://" not in html and "https://" not in html  # self-contained
+    # the trials' validation P&L matrix is stored with the study and read back
+    assert summary["selection"]["n_trials"] >= 2 and summary["selection"]["trial_sessions"] == 2
+    # the model's MLflow run holds the records, the report and the statistics
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(summary["tracking_uri"])
+    run_id = summary["registered"]["run_id"]
+    metrics = client.get_run(run_id).data.metrics
+    assert {"dsr/p_value", "pbo/pbo", "compare/flat/ci_low", "compare/buy_hold/p_value", "sharpe/model/se_hac"} <= set(metrics)
+    assert metrics["pbo/pbo"] == pytest.approx(summary["selection"]["pbo"])
+    arts = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    assert {"evaluation/report.html", "evaluation/report_data.json", "evaluation/verdict.txt"} <= arts
+    assert "evaluation/records/momentum/trades.parquet" in {
+        a.path for a in client.list_artifacts(run_id, "evaluation/records/momentum")}
 
 
 @pytest.mark.slow
@@ -105,7 +140,8 @@ def test_report_command_regenerates(e2e):
     (run_dir / "report.html").unlink()
     res = runner.invoke(app, ["report", str(run_dir)])
     assert res.exit_code == 0, res.output
-    assert '<section id="tuning">' in (run_dir / "report.html").read_text()
+    page = (run_dir / "report.html").read_text()
+    assert '<section id="tuning">' in page and '<section id="selection">' in page
 
 
 def _chromium() -> str | None:
@@ -125,7 +161,9 @@ def test_report_renders_in_headless_chromium(e2e, tmp_path):
     probe = ("<script>window.addEventListener('load',()=>{const imgs=[...document.images];"
              "document.body.setAttribute('data-plots',imgs.filter(i=>i.complete&&i.naturalWidth>100).length);"
              "document.body.setAttribute('data-images',imgs.length);"
-             "document.body.setAttribute('data-sections',document.querySelectorAll('section').length);});</script>")
+             "document.body.setAttribute('data-sections',document.querySelectorAll('section').length);"
+             "document.body.setAttribute('data-requests',performance.getEntriesByType('resource')"
+             ".filter(e=>!e.name.startsWith('data:')).length);});</script>")
     page = tmp_path / "probe.html"
     page.write_text(html.replace("</body>", probe + "</body>"))  # a copy: the report itself is untouched
     out = subprocess.run(
@@ -137,8 +175,9 @@ def test_report_renders_in_headless_chromium(e2e, tmp_path):
     m = re.search(r'data-plots="(\d+)"', dom)
     assert m, (out.stderr[-2000:], dom[:500])
     images = int(re.search(r'data-images="(\d+)"', dom).group(1))
-    assert int(m.group(1)) == images >= 6
-    assert int(re.search(r'data-sections="(\d+)"', dom).group(1)) == 7
+    assert int(m.group(1)) == images >= 8  # every plot decoded
+    assert int(re.search(r'data-sections="(\d+)"', dom).group(1)) == len(SECTIONS)
+    assert int(re.search(r'data-requests="(\d+)"', dom).group(1)) == 0  # nothing fetched
 
 
 @pytest.mark.slow
@@ -155,6 +194,9 @@ def test_run_with_ray_backend(tmp_path, monkeypatch):
     assert summary["registered"] is None  # --no-track: nothing registered
     data = json.loads((tmp_path / "runs" / "e2e-ray" / "report_data.json").read_text())
     assert data["tuning"]["backend"] == "ray" and len(data["tuning"]["trials"]) == 4
+    # the Ray trials' validation P&L is found by their trial ids: DSR and PBO over all of them
+    kept = [t for t in data["tuning"]["trials"] if t["state"] in ("complete", "pruned")]
+    assert data["assessment"]["n_trials"] == len(kept) >= 2 and data["assessment"]["pbo"] is not None
     assert not (tmp_path / "runs" / "mlflow.db").exists()
 
 

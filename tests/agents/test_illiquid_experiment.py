@@ -78,11 +78,15 @@ def test_target_boundaries(b_share, b_sharpe, share_ok, sharpe_ok):
     assert t["met"] is (share_ok and sharpe_ok)
 
 
-def test_undefined_sharpe_is_left_out_and_reported():
-    # a policy that never trades has a flat equity curve: Sharpe NaN, left out of the mean
+def test_undefined_sharpe_is_never_dropped_silently():
+    # a policy that never trades has a flat equity curve: Sharpe NaN, and the mean over seeds says so
     s = summarize([row("original", 0, 0.2, -1.0), row("original", 1, 0.1, -2.0),
                    row("risk_aware", 0, 0.0, math.nan, n_trades=0), row("risk_aware", 1, 0.0, 0.4)])
-    assert s["means"]["risk_aware"]["sharpe"] == pytest.approx(0.4) and s["means"]["risk_aware"]["n_sharpe"] == 1
+    ra = s["means"]["risk_aware"]
+    assert math.isnan(ra["sharpe"]) and ra["n_sharpe"] == 1
+    assert "1 of 2 seeds" in ra["sharpe_note"] and "seed 0: no variance (never traded)" in ra["sharpe_note"]
+    assert s["means"]["original"]["sharpe"] == pytest.approx(-1.5) and s["means"]["original"]["sharpe_note"] == ""
+    assert s["target"]["sharpe_no_worse"] is None
     only_nan = summarize([row("original", 0, 0.2, -1.0), row("risk_aware", 0, 0.0, math.nan)])
     assert only_nan["target"]["sharpe_no_worse"] is None and only_nan["target"]["met"] is False
     nothing = summarize([row("original", 0, 0.0, -1.0), row("risk_aware", 0, 0.0, -1.0)])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import pandas as pd
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -75,3 +77,38 @@ def test_run_sessions_is_the_one_loop(env_data):
     no_tracker = run_sessions(named_policy("long", env), env, sessions)
     assert no_tracker.risk == {}
     assert no_tracker.steps["equity"].to_numpy() == pytest.approx(res.steps["equity"].to_numpy())
+
+
+def test_partial_sessions_and_fill_timestamps():
+    """A session cut short in the data (the last day of a file) is flagged partial from the calendar's bar
+    count; full sessions are not. Order fills carry their bar's open time, the closing flatten the close."""
+    from intradayjules.data.sessions import schedule
+    from intradayjules.env.rollout import named_policy, run_sessions
+
+    mk = market(days=30)
+    frame = mk.bars.frame
+    last = frame["session"].max()
+    pos = frame.groupby(["symbol", "session"]).cumcount()
+    cut = frame[~((frame["session"] == last) & (pos >= 40))].reset_index(drop=True)
+    cfg = config("multi")
+    data = prepare(cfg, cut, mk.universe, features(cut))
+    env = make_env(cfg, None, split="test", data=data)
+    sessions = env.unwrapped.session_dates()
+    assert sessions[-1] == str(last.date())
+    res = run_sessions(named_policy("long", env), env, sessions)
+    ep = res.episodes.set_index("session")
+    assert ep.loc[sessions[-1], "partial"] and ep.loc[sessions[-1], "session_bars"] == 40
+    assert (ep["expected_bars"] == 78).all()  # no half day in this stretch of the calendar
+    assert not ep.loc[sessions[:-1], "partial"].any() and (ep.loc[sessions[:-1], "session_bars"] == 78).all()
+    assert res.partial_sessions().to_dict() == ep["partial"].to_dict()
+    sched = schedule("XNYS", sessions[0], sessions[-1])
+    t = res.trades
+    bar = pd.Timedelta(minutes=5)
+    for _, r in t.iterrows():
+        day = sched.loc[pd.Timestamp(r["session"])]
+        bar_index = int(res.steps.loc[r["step"] - 1, "bar"])  # the step's fill bar
+        start = day["open"] + bar_index * bar
+        assert r["timestamp"] == (start if r["reason"] == "order" else start + bar)
+    closes = t[t["reason"] == "session_close"]
+    full = closes[closes["session"] != sessions[-1]]
+    assert len(full) and (full["timestamp"] == full["session"].map(lambda s: sched.loc[pd.Timestamp(s), "close"])).all()

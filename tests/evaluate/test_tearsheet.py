@@ -184,3 +184,12 @@ def test_largest_trades_by_notional():
 
 def test_verdict_block_escapes():
     assert ts.verdict_block("a < b") == '<p class="verdict"><strong>Verdict:</strong> a &lt; b</p>'
+
+
+def test_every_policy_of_a_report_gets_its_own_colour():
+    from intradayjules.agents.references import REFERENCE_NAMES
+    from intradayjules.evaluate.tearsheet import colors_for
+
+    names = ["model", *REFERENCE_NAMES, "baseline", "other_a", "other_b"]
+    colors = colors_for(names)
+    assert len(set(colors.values())) == len(names)

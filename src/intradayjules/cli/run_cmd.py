@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from ..errors import IntradayJulesError
 from ..config import DEFAULT_PRESET
 from .common import console, err_console, fail, load_or_exit, set_option
+from .tables import suite_table
 
 
 def run(
@@ -76,14 +75,8 @@ def run(
 
         typer.echo(json.dumps(json.loads((res.run_dir / "summary.json").read_text()), sort_keys=True))
         return
-    table = Table(title="held-out test sessions, realistic costs")
-    table.add_column("metric")
-    table.add_column("model", justify="right")
-    table.add_column("baseline", justify="right")
-    for k in ("total_return", "sharpe", "max_drawdown", "n_trades", "illiquid_trade_share", "turnover"):
-        m, b = res.evaluation.get(k), res.baseline_evaluation.get(k)
-        table.add_row(k, _fmt(m), _fmt(b))
-    console.print(table)
+    console.print(suite_table(res.suite, "held-out test sessions, realistic costs"))
+    console.print(f"[bold]Verdict:[/] {res.verdict}", highlight=False, soft_wrap=True)
     console.print(f"[green]done[/] in {time.perf_counter() - t_start:.0f} s "
                   f"(features {'reused' if res.feature_hit else 'built'})")
     console.print(f"  report:     {res.report}", highlight=False, soft_wrap=True)
@@ -95,12 +88,6 @@ def run(
                       soft_wrap=True)
     else:
         console.print("  tracking off: nothing registered", highlight=False)
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "n/a" if not math.isfinite(v) else f"{v:.4g}"
-    return str(v)
 
 
 def report(run_dir: Path = typer.Argument(..., help="a run directory written by `intradayjules run`")) -> None:

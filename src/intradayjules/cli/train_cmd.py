@@ -86,38 +86,42 @@ def evaluate(
     set_: list[str] = set_option(),
     split: str = typer.Option("test", "--split", help="train|val|test"),
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    baselines: str = typer.Option("all", "--baselines",
+                                  help="reference policies to run next to the model, comma-separated: flat, "
+                                       "buy_hold, buy_hold_liquid, random, momentum, reversal (default: all; "
+                                       "'none' for the model alone)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (every policy)"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
 ) -> None:
-    """Backtest a model on held-out sessions under the realistic market model; print its statistics."""
+    """Backtest a model and the reference policies on the same sessions under the realistic market model;
+    compare the model with each on paired daily net P&L (mean difference, 95 % CI, p-value)."""
     from ..agents.policy import policy_from_model
-    from ..evaluate.evaluation import evaluate_policy
+    from ..agents.references import parse_names
     from ..evaluate.metrics import json_safe
+    from ..evaluate.suite import evaluate_suite
     from ..pipeline.models import load_policy_model
     from ..pipeline.prepare import prepare
+    from .tables import suite_table
 
     cfg = load_or_exit(config, set_)
     try:
+        refs = [] if baselines.strip() == "none" else parse_names(baselines)
+    except ValueError as e:
+        raise fail(f"--baselines: {e}", 2) from None
+    try:
         policy_model = load_policy_model(model, cfg=cfg, trust_pickle=trust_pickle)
         prepared = prepare(cfg, data)
-        stats, _ = evaluate_policy(policy_from_model(policy_model), prepared.env_data, cfg, split)
+        suite = evaluate_suite({"model": policy_from_model(policy_model)}, prepared.env_data, cfg, split,
+                               references=refs)
     except (IntradayJulesError, FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
+    stats = dict(suite.stats["model"])
     stats["model"] = model
-    if as_json:
-        typer.echo(json.dumps(json_safe(stats), sort_keys=True))
+    if as_json:  # the model's statistics at the top level, every policy and the comparisons below
+        typer.echo(json.dumps(json_safe({**stats, **suite.to_json()}), sort_keys=True))
         return
-    table = Table(title=f"{model} on {split} ({stats['sessions']} sessions)")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k in ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "ulcer_index", "turnover",
-              "n_trades", "win_rate", "profit_factor", "avg_holding_bars", "illiquid_trade_share",
-              "avg_participation"):
-        v = stats[k]
-        table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
-    for k, v in stats["costs"].items():
-        table.add_row(f"costs.{k} (bps)", f"{v:.2f}")
-    console.print(table)
+    console.print(suite_table(suite, f"{model} on {split}, {cfg.market.model} costs"))
+    console.print(f"[bold]Verdict:[/] {suite.verdict}", highlight=False, soft_wrap=True)
 
 
 @experiment_app.command("illiquid")

@@ -11,6 +11,10 @@ All pandas work happens here, once; the environment's ``step()`` only indexes nu
   the training sessions; NaN -> 0, clipped to +-clip).
 * ``Panel.episode(i, lookback)``: one session's arrays, with the observation window of every decision
   bar precomputed (bars of the previous session fill the window at the open; zeros before the data).
+* Bar times and partial sessions: the panel keeps every bar's start time, the bar length and, per session,
+  the number of bars the exchange calendar's session has at that bar size (``calendar_bar_counts``; 78
+  five-minute bars on a full NYSE day, 42 on a half day). A session with fewer bars in the data is
+  *partial* (``Panel.partial``, ``Episode.partial``): statistics exclude it by default (``evaluate``).
 """
 
 from __future__ import annotations
@@ -71,10 +75,18 @@ class Episode:
     half_spread_bps: np.ndarray
     sigma_daily: np.ndarray
     adv_usd: np.ndarray
+    timestamps: np.ndarray | None = None  # (T,) bar starts, datetime64[ns] UTC (naive)
+    bar_ns: int = 0  # bar length in ns (0: unknown)
+    expected_bars: int = 0  # bars the exchange calendar's session has at this bar size (0: unknown)
 
     @property
     def n_bars(self) -> int:
         return len(self.open)
+
+    @property
+    def partial(self) -> bool:
+        """Fewer bars than the calendar's session at this bar size (a data hole, the last day of a file)."""
+        return 0 < self.n_bars < self.expected_bars
 
 
 @dataclass
@@ -96,11 +108,24 @@ class Panel:
     half_spread: np.ndarray  # (S, K) bps
     valid: np.ndarray  # (S,) bool: usable as an episode
     scaler: Scaler | None = None  # the standardisation applied to ``feat`` (None: raw features)
+    timestamps: np.ndarray | None = None  # (N,) bar starts of the grid, datetime64[ns] UTC (naive)
+    bar_ns: int = 0  # bar length in ns (median spacing inside sessions; 0: unknown)
+    expected_bars: np.ndarray | None = None  # (S,) the calendar's bars per session at bar_ns (0: unknown)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def max_bars(self) -> int:
         return int(np.diff(self.starts).max())
+
+    def partial(self) -> np.ndarray:
+        """(S,) bool: sessions with fewer bars than the exchange calendar's session at this bar size."""
+        if self.expected_bars is None:
+            return np.zeros(len(self.sessions), bool)
+        return (self.expected_bars > 0) & (np.diff(self.starts) < self.expected_bars)
+
+    def partial_dates(self) -> list[str]:
+        """The partial sessions as ``YYYY-MM-DD``."""
+        return [str(np.datetime_as_string(d, unit="D")) for d in self.sessions[self.partial()]]
 
     def session_index(self, sessions) -> np.ndarray:
         """Indices of the given sessions that are valid episodes here (others are skipped)."""
@@ -128,7 +153,9 @@ class Panel:
             stale=self.stale[r0:r1], secs=self.secs[r0:r1], tod=self.tod[r0:r1],
             obs_feat=obs_feat.astype(np.float32, copy=False),
             half_spread_bps=self.half_spread[i].copy(), sigma_daily=self.sigma[i].copy(),
-            adv_usd=self.adv[i].copy())
+            adv_usd=self.adv[i].copy(),
+            timestamps=self.timestamps[r0:r1] if self.timestamps is not None else None, bar_ns=self.bar_ns,
+            expected_bars=int(self.expected_bars[i]) if self.expected_bars is not None else 0)
         self._cache[key] = ep
         return ep
 
@@ -198,6 +225,42 @@ def roll_half_spread_bps(bars: pd.DataFrame, window: int) -> pd.DataFrame:
     return g[["symbol", "session", "half_spread_bps"]]
 
 
+def bar_length_ns(ts, sess_of_row) -> int:
+    """The bar length: median spacing of consecutive bars inside a session (0 when no session has two)."""
+    t = np.asarray(pd.to_datetime(ts, utc=True).tz_convert(None), dtype="datetime64[ns]").view("int64")
+    same = sess_of_row[1:] == sess_of_row[:-1]
+    if len(t) < 2 or not same.any():
+        return 0
+    return int(np.median(np.diff(t)[same]))
+
+
+def _calendar_bounds(sessions, calendar: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(open, close) in int64 ns UTC for each session from the exchange calendar; None when unknown."""
+    if calendar is None or len(sessions) == 0:
+        return None
+    try:
+        sched = schedule(calendar, sessions[0], sessions[-1])
+    except Exception:  # an unknown calendar or dates outside it
+        return None
+    idx = sched.index.get_indexer(pd.DatetimeIndex(sessions))
+    if (idx < 0).any():
+        return None
+    o = sched["open"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
+    c = sched["close"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
+    return o, c
+
+
+def calendar_bar_counts(sessions, bar_ns: int, calendar: str | None) -> np.ndarray:
+    """Bars each session has in the exchange calendar at this bar size: ``ceil((close - open) / bar)``
+    (78 five-minute bars on a full NYSE day, 42 on a half day); 0 for every session when unknown (no
+    calendar, a session outside it, no bar size). A session with fewer bars than this is *partial*."""
+    bounds = _calendar_bounds(sessions, calendar) if bar_ns > 0 else None
+    if bounds is None:
+        return np.zeros(len(sessions), np.int64)
+    o, c = bounds
+    return np.ceil((c - o) / bar_ns).astype(np.int64)
+
+
 def session_fraction(ts, sess_of_row, sessions, starts, calendar: str | None) -> np.ndarray:
     """Fraction of the session elapsed at each bar's end: ``(bar end - open) / (close - open)`` from the
     exchange calendar (half days known in advance); without a calendar, bar position / bars in the
@@ -208,22 +271,12 @@ def session_fraction(ts, sess_of_row, sessions, starts, calendar: str | None) ->
     fallback = ((pos_in + 1) / np.repeat(counts, counts)).astype(np.float32)
     if calendar is None or N < 2:
         return fallback
-    try:
-        sched = schedule(calendar, sessions[0], sessions[-1])
-    except Exception:  # an unknown calendar or dates outside it: positions in the session
+    bar = bar_length_ns(ts, sess_of_row)
+    bounds = _calendar_bounds(sessions, calendar) if bar > 0 else None
+    if bounds is None:
         return fallback
     t = np.asarray(pd.to_datetime(ts, utc=True).tz_convert(None), dtype="datetime64[ns]").view("int64")
-    d = np.diff(t)
-    same = sess_of_row[1:] == sess_of_row[:-1]
-    if not same.any():
-        return fallback
-    bar = np.median(d[same])
-    idx = sched.index.get_indexer(pd.DatetimeIndex(sessions))
-    if (idx < 0).any():
-        return fallback
-    o = sched["open"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
-    c = sched["close"].to_numpy(dtype="datetime64[ns]").view("int64")[idx]
-    o, c = np.repeat(o, counts), np.repeat(c, counts)
+    o, c = np.repeat(bounds[0], counts), np.repeat(bounds[1], counts)
     return np.clip((t + bar - o) / (c - o), 0.0, 1.0).astype(np.float32)
 
 
@@ -325,8 +378,11 @@ def build_panel(bars: pd.DataFrame, features: pd.DataFrame, symbols: list[str], 
     else:
         scaler = None
     feat = np.clip(np.nan_to_num(feat, nan=0.0, posinf=clip, neginf=-clip), -clip, clip).astype(np.float32)
+    bar_ns = bar_length_ns(ts, sess_of_row)
+    times = np.asarray(pd.to_datetime(ts, utc=True).tz_convert(None), dtype="datetime64[ns]")
     return Panel(tuple(symbols), tuple(names), sessions, starts, open_, close, volume, stale, secs, feat,
-                 tod, adv, tier, sigma, half_spread, valid, scaler)
+                 tod, adv, tier, sigma, half_spread, valid, scaler, times, bar_ns,
+                 calendar_bar_counts(sessions, bar_ns, calendar))
 
 
 def pick_symbols(bars: pd.DataFrame, n: int, universe: pd.DataFrame | None, tiers: TierConfig,

@@ -10,8 +10,15 @@ agent sees, ``info`` the info of the previous step (the reset info at the first 
 
 * ``steps``: one row per step (session, bar, equity, step P&L, traded/unfilled notional, costs by kind,
   traded notional by tier, drawdown, exposure, participation, stale decision, action);
-* ``trades``: one row per fill (order fills and the end-of-session flatten);
+* ``trades``: one row per fill (order fills and the end-of-session flatten), with the time of the price:
+  an order fills at its bar's open (``timestamp`` = the bar's start), the closing flatten at its bar's
+  close (the bar's start + the bar length); ``reason`` is ``order``, ``session_close`` or ``stop`` (the
+  drawdown stop's flatten);
 * ``orders``: one row per order sent (what the agent asked for, filled or not);
+* ``episodes``: one row per episode: session, first bar, the bars the session has in the data
+  (``session_bars``) and in the exchange calendar (``expected_bars``, 0 when unknown), ``partial``
+  (fewer bars than the calendar: statistics exclude these sessions by default, ``evaluate.records``),
+  end reason;
 * ``risk``: the ``RiskTracker`` snapshot (a tracker is passed in; none is created here).
 
 ``episode_table(result)`` summarises each episode (the ``env rollout`` table); ``rollout(env, "random")``
@@ -47,9 +54,10 @@ class StepTracker(Protocol):
 STEP_COLUMNS = ["session", "bar", "equity", "step_pnl", "traded_notional", "unfilled_notional", "spread_cost",
                 "impact_cost", "commission", *[f"notional_{t}" for t in TIERS], "drawdown", "exposure",
                 "participation", "stale_decision", "action"]
-TRADE_COLUMNS = ["step", "session", "symbol", "qty", "price", "spread_cost", "impact_cost", "commission", "tier",
-                 "participation", "reason"]
+TRADE_COLUMNS = ["step", "session", "timestamp", "symbol", "qty", "price", "spread_cost", "impact_cost",
+                 "commission", "tier", "participation", "reason"]
 ORDER_COLUMNS = ["step", "session", "symbol", "qty", "price", "tier"]
+EPISODE_COLUMNS = ["session", "start_bar", "session_bars", "expected_bars", "partial", "end_reason"]
 
 
 @dataclass
@@ -60,6 +68,13 @@ class RolloutResult:
     orders: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ORDER_COLUMNS))
     risk: dict[str, float] = field(default_factory=dict)
     end_reasons: dict[str, str] = field(default_factory=dict)
+    episodes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EPISODE_COLUMNS))
+
+    def partial_sessions(self) -> pd.Series:
+        """``partial`` flag per session (bool Series indexed by session; all False when unknown)."""
+        if len(self.episodes):
+            return self.episodes.set_index("session")["partial"].astype(bool)
+        return pd.Series(False, index=pd.Index(self.sessions, name="session"), dtype=bool)
 
     @property
     def sessions(self) -> list[str]:
@@ -96,6 +111,7 @@ def run_sessions(policy: Policy, env: Any, sessions: Iterable[str] | None = None
     step_rows: list[tuple[Any, ...]] = []
     trade_rows: list[tuple[Any, ...]] = []
     order_rows: list[tuple[Any, ...]] = []
+    episode_rows: list[list[Any]] = []
     end_reasons: dict[str, str] = {}
     symbols = list(inner.symbols)
     step_no = 0
@@ -103,6 +119,11 @@ def run_sessions(policy: Policy, env: Any, sessions: Iterable[str] | None = None
         obs, info = env.reset(seed=seed if (options is None and e == 0) else None, options=options)
         session = info["session"]
         tiers = info.get("tiers")
+        ep = getattr(inner, "episode", None)
+        times = getattr(ep, "timestamps", None)
+        bar_ns = np.timedelta64(int(getattr(ep, "bar_ns", 0)), "ns")
+        episode_rows.append([session, int(info.get("start_bar", 0)), int(info.get("session_bars", 0)),
+                             int(info.get("expected_bars", 0)), bool(info.get("partial", False)), None])
         if tracker is not None:
             tracker.start_episode(inner.cfg.initial_cash)
         done = False
@@ -119,23 +140,29 @@ def run_sessions(policy: Policy, env: Any, sessions: Iterable[str] | None = None
                               info["unfilled_notional"], c["spread"], c["impact"], c["commission"],
                               *[by_tier[t] for t in TIERS], info["drawdown"], info["exposure"],
                               info["participation"], bool(info["stale_decision"]), int(action)))
-            _collect_fills(trade_rows, info, step_no, session, symbols, tiers)
+            bar = int(info["bar"])
+            when = (times[bar], times[bar] + bar_ns) if times is not None else (None, None)
+            _collect_fills(trade_rows, info, step_no, session, symbols, tiers, when)
             oq = info["order_qty"]
             for k in np.flatnonzero(oq):
                 order_rows.append((step_no, session, symbols[k], float(oq[k]), float(info["fill_price"][k]),
                                    tiers[k] if tiers is not None else None))
             if done:
                 end_reasons[session] = info.get("end_reason") or "truncated"
-    return RolloutResult(float(inner.cfg.initial_cash), pd.DataFrame(step_rows, columns=STEP_COLUMNS),
-                         pd.DataFrame(trade_rows, columns=TRADE_COLUMNS),
+                episode_rows[-1][-1] = end_reasons[session]
+    trades = pd.DataFrame(trade_rows, columns=TRADE_COLUMNS)
+    trades["timestamp"] = pd.to_datetime(trades["timestamp"], utc=True)
+    return RolloutResult(float(inner.cfg.initial_cash), pd.DataFrame(step_rows, columns=STEP_COLUMNS), trades,
                          pd.DataFrame(order_rows, columns=ORDER_COLUMNS),
-                         tracker.snapshot() if tracker is not None else {}, end_reasons)
+                         tracker.snapshot() if tracker is not None else {}, end_reasons,
+                         pd.DataFrame([tuple(r) for r in episode_rows], columns=EPISODE_COLUMNS))
 
 
 def _collect_fills(rows: list[tuple[Any, ...]], info: dict[str, Any], step: int, session: str, symbols: list[str],
-                   tiers: Any) -> None:
+                   tiers: Any, when: tuple[Any, Any] = (None, None)) -> None:
+    """Fills of one step: order fills at the bar's open (``when[0]``), the flatten at its close (``when[1]``)."""
     sc = info["symbol_costs"]
-    for kind in ("fill", "flatten"):
+    for kind, ts in (("fill", when[0]), ("flatten", when[1])):
         qty = info[f"{kind}_qty"]
         if not np.any(qty):
             continue
@@ -143,7 +170,7 @@ def _collect_fills(rows: list[tuple[Any, ...]], info: dict[str, Any], step: int,
         part = info.get(f"{kind}_participation")
         reason = "order" if kind == "fill" else ("stop" if info.get("end_reason") == "drawdown" else "session_close")
         for k in np.flatnonzero(qty):
-            rows.append((step, session, symbols[k], float(qty[k]), float(price[k]),
+            rows.append((step, session, ts, symbols[k], float(qty[k]), float(price[k]),
                          float(sc[kind]["spread"][k]), float(sc[kind]["impact"][k]),
                          float(sc[kind]["commission"][k]), tiers[k] if tiers is not None else None,
                          float(part[k]) if part is not None else np.nan, reason))

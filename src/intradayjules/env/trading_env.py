@@ -100,6 +100,11 @@ class TradingEnv(gym.Env):
         ep = self.sim.episodes[0]
         return ep.session if ep is not None else None
 
+    @property
+    def episode(self):
+        """The current session's ``Episode`` (bar timestamps, calendar bar count), None before a reset."""
+        return self.sim.episodes[0]
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         if seed is not None:
@@ -113,7 +118,8 @@ class TradingEnv(gym.Env):
         self.sim.load(0, ep, start, self.cfg.episode_bars)
         return self.sim.observe()[0], {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers,
                                        "equity": self.cfg.initial_cash, "n_bars": int(self.sim.n_bars[0]),
-                                       "start_bar": start}
+                                       "start_bar": start, "session_bars": ep.n_bars,
+                                       "expected_bars": ep.expected_bars, "partial": ep.partial}
 
     def step(self, action):
         self._act[0] = int(action)

@@ -7,9 +7,11 @@ Conventions (tested against ``empyrical-reloaded`` on the same daily return seri
   equity. ``reset_daily=True`` (every session restarts from the initial equity): ``r_d = E_close(d) /
   initial_equity - 1``.
 * ``total_return = prod(1 + r) - 1``; ``annual_return = (1 + total_return) ** (252 / n_days) - 1``.
-* ``sharpe = mean(r) / std(r, ddof=1) * sqrt(252)`` (risk-free 0); ``sortino = 252 * mean(r) /
-  (sqrt(mean(min(r, 0)^2)) * sqrt(252))``; NaN with fewer than 2 days. A zero denominator gives +-inf
-  (NaN when the numerator is 0 too), as empyrical does.
+* ``sharpe = mean(r) / std(r, ddof=1) * sqrt(252)`` (risk-free 0) by ``sharpe.sharpe_ratio``, the one
+  convention: NaN when the returns have no variance (a flat policy, any constant series) or there are fewer
+  than 2 days, never +-inf (empyrical gives +-inf for a constant non-zero series; we do not).
+  ``sortino = 252 * mean(r) / (sqrt(mean(min(r, 0)^2)) * sqrt(252))``; NaN with fewer than 2 days; a zero
+  denominator gives +-inf (NaN when the numerator is 0 too), as empyrical does.
 * ``max_drawdown`` is a **positive** fraction (0.1 = 10 %; empyrical reports -0.1) of the daily
   compounded curve anchored at 1 before the first day; ``calmar = annual_return / max_drawdown`` (NaN
   when there is no drawdown); ``ulcer_index = sqrt(mean(drawdown_d^2))`` over the same daily curve
@@ -38,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .sharpe import sharpe_ratio
 
 TRADING_DAYS = 252
 TRADE_COLUMNS = ("step", "symbol", "qty", "price", "spread_cost", "impact_cost")
@@ -107,8 +110,7 @@ def return_stats(returns: Sequence[float] | np.ndarray | pd.Series) -> dict[str,
     ulcer = float(math.sqrt(np.mean(dd[1:] ** 2)))
     if n >= 2:
         mean = float(r.mean())
-        std = 0.0 if r.max() == r.min() else float(r.std(ddof=1))
-        sharpe = _ratio(mean, std) * math.sqrt(TRADING_DAYS)
+        sharpe = sharpe_ratio(r)
         downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) * math.sqrt(TRADING_DAYS)
         sortino = _ratio(mean * TRADING_DAYS, downside)
     else:

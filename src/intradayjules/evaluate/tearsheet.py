@@ -44,8 +44,9 @@ from .paired import PairedComparison
 from .sharpe import SharpeEstimate
 from .verdict import comparison_reading, selection_phrase
 
-COLORS = {"model": "#1f77b4", "flat": "#7f7f7f", "buy_hold": "#d62728", "random": "#9467bd",
-          "baseline": "#ff7f0e", "momentum": "#2ca02c", "mean_reversion": "#8c564b"}
+COLORS = {"model": "#1f77b4", "flat": "#7f7f7f", "buy_hold": "#d62728", "buy_hold_liquid": "#e377c2",
+          "random": "#9467bd", "baseline": "#ff7f0e", "momentum": "#2ca02c", "reversal": "#8c564b",
+          "mean_reversion": "#8c564b"}
 _CYCLE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 DPI = 90
 
@@ -68,13 +69,17 @@ def img_tag(uri: str, alt: str) -> str:
 
 
 def colors_for(names: Iterable[str]) -> dict[str, str]:
-    """A stable colour per policy: fixed for known names, then a cycle for the others in order."""
+    """A stable colour per policy: fixed for known names, then a cycle for the others in order (colours the
+    known names take are skipped while the cycle has others)."""
+    names = list(names)
+    taken = {COLORS[n] for n in names if n in COLORS}
+    free = [c for c in _CYCLE if c not in taken] or list(_CYCLE)
     out, k = {}, 0
     for name in names:
         if name in COLORS:
             out[name] = COLORS[name]
         else:
-            out[name] = _CYCLE[k % len(_CYCLE)]
+            out[name] = free[k % len(free)]
             k += 1
     return out
 

@@ -19,8 +19,10 @@ the whole illiquid order, unfilled part included, risk/shaping.py).
 
 ``illiquid_trade_share`` counts filled notional (fills and the end-of-session flatten);
 ``illiquid_order_share`` counts the notional the agent asked for. Net Sharpe is the daily Sharpe (252)
-of the evaluation's equity; it is undefined (NaN) for a policy that never trades (flat equity), and NaN
-values are left out of the means (``n_sharpe`` says how many seeds a mean covers).
+of the evaluation's equity; it is undefined (NaN) for a policy that never trades (flat equity). The mean
+over seeds never drops a NaN silently (``evaluate.daily_pnl.mean_over_seeds``): one undefined seed makes
+the arm's mean Sharpe NaN, and ``sharpe_note`` names the seeds and why (``n_sharpe``: seeds with a
+Sharpe ratio).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 from ..agents.sb3 import load_model
 from ..agents.policy import policy_from_model
 from ..config import ExperimentConfig, RiskConfig, apply_overrides, with_risk_profile
+from ..evaluate.daily_pnl import mean_over_seeds
 from ..evaluate.evaluation import evaluate_policy
 from ..evaluate.metrics import json_safe
 from .prepare import prepare, run_dir
@@ -123,9 +126,13 @@ def summarize(rows: list[ArmResult]) -> dict:
     for arm in ARMS:
         rs = [r for r in rows if r.arm == arm]
         sharpes = [r.sharpe for r in rs if r.sharpe is not None and math.isfinite(r.sharpe)]
+        reasons = {r.seed: "no variance (never traded)" if r.n_trades == 0 else "undefined" for r in rs}
+        sr = mean_over_seeds({r.seed: math.nan if r.sharpe is None else r.sharpe for r in rs}, reasons=reasons,
+                             nan="propagate", what=f"{arm} net Sharpe") if rs else None
         means[arm] = {"illiquid_trade_share": _nanmean([r.illiquid_trade_share for r in rs]),
                       "illiquid_order_share": _nanmean([r.illiquid_order_share for r in rs]),
-                      "sharpe": _nanmean([r.sharpe for r in rs]), "n_sharpe": len(sharpes),
+                      "sharpe": sr.mean if sr else math.nan, "sharpe_note": sr.reason if sr else "no runs",
+                      "n_sharpe": len(sharpes),
                       "total_return": _nanmean([r.total_return for r in rs]),
                       "n_trades": _nanmean([r.n_trades for r in rs]), "n_runs": len(rs)}
     a, b = means["original"], means["risk_aware"]

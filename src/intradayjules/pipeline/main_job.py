@@ -11,9 +11,16 @@ Stages (each reported through ``progress(stage, message)``):
 4. ``train``: the best trial's parameters, ``agent.algo``, ``agent.total_timesteps`` steps, with the
    RiskCallback (tuning searched ``agent.algo``'s default space unless ``tune.search_space`` is set).
 5. ``baseline``: the original set-up (DQN, flat 5 bps costs in training, risk profile ``off``), same budget.
-6. ``evaluate``: both on the held-out test sessions under the realistic market model.
+6. ``evaluate``: the model, the baseline and every reference policy (``agents.references``: flat,
+   buy_hold, buy_hold_liquid, random, momentum, reversal) on the held-out test sessions under the realistic
+   market model (``evaluate.suite``); ``runs/<name>/eval/<policy>/{daily,trades}.parquet``; the model
+   against each on paired daily net P&L, and the tuning's selection (DSR, PBO) from the trials' validation
+   P&L matrix (``pipeline.trial.load_pnl_matrix``, complete and pruned trials, partial sessions dropped);
+   the verdict sentence.
 7. ``register``: the model becomes a version of ``tracking.registered_model`` with alias ``champion``.
-8. ``report``: ``runs/<name>/report.html`` (and ``report_data.json``, ``summary.json``).
+8. ``report``: ``runs/<name>/report.html`` (and ``report_data.json``, ``summary.json``); with tracking on,
+   the records, the report and the statistics (``compare/*``, ``sharpe/*``, ``dsr/*``, ``pbo/*``) are
+   logged to the model's run.
 """
 
 from __future__ import annotations
@@ -27,13 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from .. import rundir
+from ..agents.policy import policy_from_model
+from ..agents.references import REFERENCE_NAMES
+from ..agents.sb3 import load_model
 from ..config import ExperimentConfig, apply_overrides, dump_config, with_risk_profile
 from ..errors import IntradayJulesError
-from ..evaluate.report import equity_from_daily, render_report, write_report_data
-from ..evaluate.evaluation import evaluate_policy
-from ..agents.sb3 import load_model
-from ..agents.policy import policy_from_model
+from ..evaluate.metrics import json_safe
+from ..evaluate.report import render_report, suite_data, write_report_data
+from ..evaluate.stats import summary_metrics
+from ..evaluate.suite import Suite, evaluate_suite
 from ..track import log_report_outputs, log_training_outputs, make_tracker, register_model
 from ..tune.backend import get_backend
 from ..tune.search import run_search
@@ -41,6 +53,7 @@ from ..tune.space import SearchSpace
 from .illiquid import arm_config
 from .prepare import prepare, run_dir, with_data_path
 from .train_run import StepProgress, train, training_run
+from .trial import load_pnl_matrix
 
 Progress = Callable[[str, str], None]
 
@@ -58,6 +71,8 @@ class MainResult:
     tracking_uri: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     feature_hit: bool | None = None
+    verdict: str = ""
+    suite: Suite | None = None
 
 
 def study_name(cfg: ExperimentConfig) -> str:
@@ -68,10 +83,19 @@ def study_name(cfg: ExperimentConfig) -> str:
     return f"{cfg.name}-{digest}"
 
 
-def _eval_summary(stats: dict, res) -> dict:
-    closes = res.closing_equity()
-    return {"stats": stats, "sessions": list(map(str, closes.index)),
-            "equity_curve": equity_from_daily(list(closes.to_numpy()), res.initial_equity)}
+DESCRIPTIONS = {"model": "the tuned, risk-aware DQN (best trial retrained)",
+                "baseline": "the original set-up: DQN trained with flat 5 bps costs, no risk shaping"}
+
+
+def trial_pnl_matrix(cfg: ExperimentConfig, study: str, result, panel) -> tuple[Any, str | None]:
+    """The complete and pruned trials' validation P&L (sessions x trials, partial sessions dropped) and the
+    selected (best) trial's key."""
+    keep = [t["id"] for t in result.trials if t.get("state") in ("complete", "pruned") and t.get("id") is not None]
+    m = load_pnl_matrix(cfg, study, trials=keep)
+    if not m.empty:
+        m = m.loc[~m.index.isin(pd.to_datetime(panel.partial_dates()))]
+    best = [t["id"] for t in result.trials if t.get("state") == "complete" and t.get("value") == result.best_value]
+    return m, (best[0] if best else None)
 
 
 def _steps(stage: str, say: Progress, total: int) -> StepProgress:
@@ -152,13 +176,20 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     timings["baseline_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    say("evaluate", "both models on held-out test sessions, realistic costs")
+    say("evaluate", f"model, baseline and {len(REFERENCE_NAMES)} reference policies on held-out test sessions, "
+                    "realistic costs")
     eval_cfg = apply_overrides(best_cfg, {"market.model": "realistic"})
-    m_stats, m_res = evaluate_policy(policy_from_model(load_model(model.result.model_path)), prepared.env_data,
-                                     eval_cfg, "test")
-    b_stats, b_res = evaluate_policy(policy_from_model(load_model(base_res.model_path)), prepared.env_data,
-                                     eval_cfg, "test")
+    trial_pnl, selected = trial_pnl_matrix(cfg, name, result, prepared.env_data.panel)
+    suite = evaluate_suite({"model": policy_from_model(load_model(model.result.model_path)),
+                            "baseline": policy_from_model(load_model(base_res.model_path))},
+                           prepared.env_data, eval_cfg, "test", references=REFERENCE_NAMES, trial_pnl=trial_pnl,
+                           selected=selected, descriptions=DESCRIPTIONS, seed=cfg.seed)
+    records = suite.write(out / "eval")
+    m_stats, b_stats = suite.stats["model"], suite.stats["baseline"]
     timings["evaluate_s"] = time.perf_counter() - t0
+    say("evaluate", f"{len(suite.stats)} policies on {len(suite.assessment.sessions)} full test sessions "
+                    f"({suite.assessment.n_excluded} partial excluded); selection: {suite.assessment.n_trials} "
+                    f"trials x {suite.assessment.trial_sessions} validation sessions")
 
     registered = None
     t0 = time.perf_counter()
@@ -172,11 +203,14 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     t0 = time.perf_counter()
     say("report", "writing the report")
     details = search.details(result)
+    a = suite.assessment
     data: dict[str, Any] = {
         "name": cfg.name,
-        "summary": (f"Model (tuned, risk-aware) vs baseline (original set-up) on {m_stats['sessions']} held-out "
-                    f"sessions under the realistic market model."),
-        "evaluation": {"model": _eval_summary(m_stats, m_res), "baseline": _eval_summary(b_stats, b_res)},
+        "summary": (f"The model (tuned, risk-aware DQN) against the baseline (original set-up) and "
+                    f"{len(REFERENCE_NAMES)} reference policies on {m_stats['sessions']} held-out sessions under "
+                    f"the realistic market model; statistics on the {len(a.sessions)} full sessions "
+                    f"({a.n_excluded} partial excluded)."),
+        **suite_data(suite, records, out),
         "training": model.result.evaluations,
         "tuning": {"study": result.study, "backend": result.backend, "wall_s": result.wall_s,
                    "best_value": result.best_value, "best_params": result.best_params, **details},
@@ -184,19 +218,33 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                     "study": result.study},
         "config_yaml": dump_config(best_cfg),
     }
-    write_report_data(out, data)
+    data_path_json = write_report_data(out, data)
     report = render_report(out)
+    (out / "verdict.txt").write_text(suite.verdict + "\n")
+    if model.run_id is not None:  # the model's run gets the evaluation: records, report, statistics
+        run = tracker.get_run(model.run_id)
+        run.log_artifacts(out / "eval", "evaluation/records")
+        for f in (report, data_path_json, out / "verdict.txt"):
+            run.log_artifact(f, "evaluation")
+        run.log_metrics(summary_metrics(a.comparisons, sharpes=a.sharpes, dsr=a.dsr, pbo=a.pbo))
+        run.set_tags({"intradayjules.verdict": suite.verdict[:4900]})
+        run.end("FINISHED")
     timings["report_s"] = time.perf_counter() - t0
     tracking_uri = tracker.uri if track else None
     summary = {"run_dir": str(out), "report": str(report), "model": str(model.result.model_path),
                "evaluation": str(model.paths["evaluation"]), "registered": registered, "timings": timings,
-               "feature_hit": prepared.feature_hit, "study": result.study, "tracking_uri": tracking_uri}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    # issue 18: the report, its data and any parquet tables on the model's run; baseline test metrics on its own
-    log_report_outputs(tracker, model.run_id, out)
+               "feature_hit": prepared.feature_hit, "study": result.study, "tracking_uri": tracking_uri,
+               "verdict": suite.verdict, "records": {n: {k: str(p) for k, p in r.items()} for n, r in records.items()},
+               "selection": {"n_trials": a.n_trials, "trial_sessions": a.trial_sessions,
+                             "dsr_p_value": a.dsr.p_value if a.dsr else None, "pbo": a.pbo.pbo if a.pbo else None,
+                             "note": a.selection_note}}
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, default=str))
+    # the report files with their digests on the model's run (its records went up above), and the
+    # baseline's own run gets its test metrics
+    log_report_outputs(tracker, model.run_id, out, tables=False)
     log_report_outputs(tracker, base_run.run_id, out / "baseline", metrics=b_stats)
     return MainResult(out, report, model.result.model_path, m_stats, b_stats,
                       {"study": result.study, "best_value": result.best_value, "n_complete": result.n_complete,
                        "n_pruned": result.n_pruned, "n_failed": result.n_failed},
                       registered, registered["run_id"] if registered else None, tracking_uri, timings,
-                      prepared.feature_hit)
+                      prepared.feature_hit, suite.verdict, suite)

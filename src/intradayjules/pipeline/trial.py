@@ -17,17 +17,26 @@ whichever ``agent.algo`` the config names (agents/algos.py; the name is historic
 * when the search samples the risk weights, the objective's composite uses the profile's reference
   weights, so trials are scored on one scale (the sampled weights only drive early stopping);
 * the final objective is the mean of the last three evaluations' objectives (less optimistic than the
-  best one), averaged over ``tune.n_seeds`` seeds (seeds after the first train without reporting).
+  best one), averaged over ``tune.n_seeds`` seeds (seeds after the first train without reporting);
+* the per-session validation P&L of the trial's latest evaluation (first seed; rewritten at every
+  evaluation, so a pruned trial keeps its last one) goes to ``<workdir>/tune-pnl/<study>/<trial key>.json``
+  as ``{"trial": key, "sessions": [...], "daily_bps": [...]}``; ``load_pnl_matrix(cfg, study)`` reads them
+  back as the sessions x trials matrix of the deflated Sharpe ratio and PBO (``evaluate/overfitting.py``).
+  The trial key is the backend's trial id (``reporter.trial_key``: the Optuna trial number, the Ray trial
+  directory name), else a digest of the parameters.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-import json
+import pandas as pd
 
 from ..config import ExperimentConfig, RiskConfig
 from .prepare import prepare, resolve_path
@@ -68,7 +77,7 @@ def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
     try:
         for s in range(cfg.tune.n_seeds):
             seed_cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"seed": cfg.agent.seed + s})})
-            hooks = [_report_hook(reporter)] if s == 0 else []
+            hooks = [_pnl_hook(cfg, params, reporter), _report_hook(reporter)] if s == 0 else []
             init = None
             if s == 0 and reporter.restore_dir() is not None:  # PBT exploit: donor weights, new params
                 cand = Path(reporter.restore_dir()) / "model.zip"
@@ -99,3 +108,63 @@ def _report_hook(reporter):
         reporter.report(count["n"], float(metrics["eval/objective"]))
 
     return hook
+
+
+# ------------------------------------------------------------------ per-trial validation P&L (DSR, PBO)
+def pnl_dir(cfg: ExperimentConfig, study: str) -> Path:
+    return resolve_path(cfg, cfg.workdir) / "tune-pnl" / re.sub(r"[^A-Za-z0-9._-]", "_", study)
+
+
+def trial_key(params: dict, reporter) -> str:
+    key = getattr(reporter, "trial_key", None)
+    if key is None:
+        key = "p" + hashlib.blake2b(json.dumps(params, sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
+    return str(key)
+
+
+def _pnl_hook(cfg: ExperimentConfig, params: dict, reporter):
+    """Write the evaluation's per-session validation P&L (bps) of this trial, atomically, at every evaluation."""
+    study = cfg.tune.study_name or cfg.name
+
+    def hook(callback, metrics: dict) -> None:
+        daily = callback.last_daily_bps
+        if daily is None:
+            return
+        key = trial_key(params, reporter)
+        d = pnl_dir(cfg, study)
+        d.mkdir(parents=True, exist_ok=True)
+        out = d / (re.sub(r"[^A-Za-z0-9._-]", "_", key) + ".json")
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"trial": key, "timesteps": int(callback.num_timesteps),
+                                   "sessions": [str(x) for x in daily.index],
+                                   "daily_bps": [float(x) for x in daily.to_numpy()]}))
+        tmp.replace(out)
+
+    return hook
+
+
+def load_pnl_matrix(cfg: ExperimentConfig, study: str, trials=None) -> pd.DataFrame:
+    """The sessions x trials matrix of validation daily net P&L (bps) written by the trials of ``study``
+    (columns: trial keys, sorted; index: sessions as dates). ``trials``: keep only these keys. Every trial
+    must have the same sessions (one study evaluates on one validation set): a file that differs raises,
+    naming it and the first differing session. Empty frame when there are none."""
+    d = pnl_dir(cfg, study)
+    cols: dict[str, pd.Series] = {}
+    first: tuple[Path, list[str]] | None = None
+    for f in sorted(d.glob("*.json")) if d.is_dir() else []:
+        rec = json.loads(f.read_text())
+        key = str(rec["trial"])
+        if trials is not None and key not in {str(t) for t in trials}:
+            continue
+        sessions = [str(x) for x in rec["sessions"]]
+        if len(sessions) != len(rec["daily_bps"]):
+            raise ValueError(f"{f}: {len(sessions)} sessions but {len(rec['daily_bps'])} daily_bps values")
+        if first is None:
+            first = (f, sessions)
+        elif sessions != first[1]:
+            diff = next((a for a, b in zip(sessions, first[1]) if a != b), None) or f"{len(sessions)} vs {len(first[1])} sessions"
+            raise ValueError(f"{f}: its validation sessions differ from {first[0].name}'s (first difference: {diff})")
+        cols[key] = pd.Series(rec["daily_bps"], index=pd.DatetimeIndex(pd.to_datetime(sessions)), dtype=float)
+    if not cols:
+        return pd.DataFrame()
+    return pd.DataFrame({k: cols[k] for k in sorted(cols, key=lambda k: (len(k), k))})

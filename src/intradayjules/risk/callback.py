@@ -12,7 +12,9 @@ Risk-adjusted objective (what tuning maximises and what "best model" means)::
                 - objective_risk_bps * composite
 
 Each session starts from the initial cash, so a day's return is ``equity_close / initial_cash - 1``. With
-``objective_risk_bps = 10`` a composite of 1 (every risk at its limit) costs 10 bps a day.
+``objective_risk_bps = 10`` a composite of 1 (every risk at its limit) costs 10 bps a day. The per-session
+net P&L of the latest evaluation (bps) is ``callback.last_daily_bps``: tuning stores it per trial, the
+sessions x trials matrix the deflated Sharpe ratio and PBO need (``pipeline/trial.py``).
 
 Between evaluations ``_on_step`` does one integer comparison, so the per-step cost is negligible; the
 evaluation's own cost is measured in ``benchmarks/callback_overhead.py``.
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..config import RiskConfig
@@ -47,9 +50,11 @@ def pick_sessions(all_sessions: Sequence[str], n: int) -> list[str]:
     return [all_sessions[i] for i in idx]
 
 
-def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
-                         objective_risk_bps: float = OBJECTIVE_RISK_BPS, objective_weights=None) -> dict[str, float]:
-    """Roll ``policy`` over ``sessions``; the metrics, composite and objective as one flat dict."""
+def validation_rollout(policy, env, sessions: Sequence[str], risk: RiskConfig,
+                       objective_risk_bps: float = OBJECTIVE_RISK_BPS,
+                       objective_weights=None) -> tuple[dict[str, float], pd.Series]:
+    """Roll ``policy`` over ``sessions``: (the metrics, composite and objective as one flat dict, the daily
+    net P&L in bps of the initial cash per session, indexed by session)."""
     res = run_sessions(policy, env, sessions, RiskTracker(risk.ulcer_window))
     daily = res.daily_returns()
     composite = RiskComposite(risk)
@@ -57,9 +62,10 @@ def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
     for k, v in composite.report(res.risk).items():  # normalised components: risk_norm/<component>
         out[k if k == "risk/composite" else "risk_norm/" + k.split("/", 1)[1]] = float(v)
     mean_bps = float(np.mean(daily) * 1e4) if len(daily) else 0.0
-    sd = float(np.std(daily, ddof=1)) if len(daily) > 1 else 0.0
     out["eval/mean_daily_return_bps"] = mean_bps
-    out["eval/sharpe"] = float(np.mean(daily) / sd * math.sqrt(252)) if sd > 0 else 0.0
+    # the one Sharpe convention (evaluate/sharpe.py): NaN, never 0 or inf, when the P&L has no variance
+    varies = len(daily) > 1 and float(np.max(daily)) > float(np.min(daily))
+    out["eval/sharpe"] = float(np.mean(daily) / np.std(daily, ddof=1) * math.sqrt(252)) if varies else math.nan
     out["eval/traded_notional"] = float(res.steps["traded_notional"].sum())
     out["eval/sessions"] = float(len(daily))
     objective_composite = out["risk/composite"]
@@ -67,7 +73,13 @@ def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
         objective_composite = RiskComposite(risk.model_copy(update={"weights": objective_weights})).score(res.risk)
     out["eval/objective_composite"] = float(objective_composite)
     out["eval/objective"] = mean_bps - objective_risk_bps * objective_composite
-    return out
+    return out, pd.Series(1e4 * daily, index=pd.Index(res.sessions, name="session"), name="daily_bps")
+
+
+def evaluate_policy_risk(policy, env, sessions: Sequence[str], risk: RiskConfig,
+                         objective_risk_bps: float = OBJECTIVE_RISK_BPS, objective_weights=None) -> dict[str, float]:
+    """Roll ``policy`` over ``sessions``; the metrics, composite and objective as one flat dict."""
+    return validation_rollout(policy, env, sessions, risk, objective_risk_bps, objective_weights)[0]
 
 
 class RiskCallback(BaseCallback):
@@ -91,6 +103,7 @@ class RiskCallback(BaseCallback):
         self.best_step: int | None = None
         self.stopped_early = False
         self.eval_seconds = 0.0
+        self.last_daily_bps: pd.Series | None = None  # per-session net bps of the latest evaluation
         self._next_eval = self.eval_freq
 
     def _policy(self):
@@ -101,8 +114,8 @@ class RiskCallback(BaseCallback):
         """One validation evaluation. ``final``: the judgement of the last policy after training ended,
         which neither updates the stop rule nor calls the hooks (no extra tuning report)."""
         t0 = time.perf_counter()
-        m = evaluate_policy_risk(self._policy(), self.eval_env, self.sessions, self.risk, self.objective_risk_bps,
-                                 self.objective_weights)
+        m, self.last_daily_bps = validation_rollout(self._policy(), self.eval_env, self.sessions, self.risk,
+                                                    self.objective_risk_bps, self.objective_weights)
         m["timesteps"] = float(self.num_timesteps)
         stop = False if final else self.rule.update(m["risk/composite"])
         m["risk/threshold"] = float(self.rule.history[-1][1]) if self.rule.history else float(self.risk.stop_threshold)

@@ -55,7 +55,7 @@ REPORT_ARTIFACT = "report"
 
 
 def log_report_outputs(tracker: Any, run_id: str | None, out_dir: str | Path,
-                       metrics: Mapping[str, Any] | None = None) -> dict[str, str]:
+                       metrics: Mapping[str, Any] | None = None, tables: bool = True) -> dict[str, str]:
     """Upload a finished job's report files and parquet tables to run ``run_id`` (module docstring);
     returns artifact path -> sha256. Nothing happens when ``run_id`` is None (tracking off)."""
     if run_id is None:
@@ -66,7 +66,7 @@ def log_report_outputs(tracker: Any, run_id: str | None, out_dir: str | Path,
     for name in REPORT_FILES:
         if (out_dir / name).is_file():
             digests[f"{REPORT_ARTIFACT}/{name}"] = run.log_artifact(out_dir / name, REPORT_ARTIFACT)
-    for table in sorted(out_dir.rglob("*.parquet")):
+    for table in sorted(out_dir.rglob("*.parquet")) if tables else ():
         folder = "/".join(p for p in (REPORT_ARTIFACT, table.parent.relative_to(out_dir).as_posix()) if p != ".")
         digests[f"{folder}/{table.name}"] = run.log_artifact(table, folder)
     if metrics:

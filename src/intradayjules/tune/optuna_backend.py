@@ -313,6 +313,11 @@ class OptunaReporter:
         self._trial, self._dir, self._cbs, self._id = trial, trial_dir, callbacks, trial_id
         self.last_value: float | None = None
 
+    @property
+    def trial_key(self) -> str:
+        """The trial's id in the study results (``TuneResult.trials[*]["id"]``): its number."""
+        return str(self._trial.number)
+
     def report(self, step: int, value: float) -> bool:
         v = check_value(value, f"intermediate value at step {step}")
         self._trial.report(v, int(step))

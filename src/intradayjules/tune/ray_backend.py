@@ -72,6 +72,13 @@ class RayReporter:
         self._send({METRIC: v, "step": int(step), DONE_KEY: 0})
         return False
 
+    @property
+    def trial_key(self) -> str:
+        """The trial's id in the study results (``TuneResult.trials[*]["id"]``): its directory name."""
+        from ray import tune
+
+        return Path(tune.get_context().get_trial_dir()).name
+
     def final(self, value: float) -> None:
         self._send({METRIC: value, "step": self.last_step + 1, DONE_KEY: 1})
 

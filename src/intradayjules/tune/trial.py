@@ -12,7 +12,8 @@ A trial function is named by an import path in ``cfg.tune.trial_fn`` (``"package
 otherwise); ``reporter.checkpoint_dir()`` is a directory whose contents are attached to the next
 ``report`` as the trial's checkpoint (Ray; PBT restores from it); ``reporter.restore_dir()`` is the
 directory of the checkpoint this trial starts from, or ``None``; ``reporter.checkpoint_every`` is the
-number of reports between checkpoints the backend needs (``None``: no checkpoints needed).
+number of reports between checkpoints the backend needs (``None``: no checkpoints needed);
+``reporter.trial_key`` (optional) is the trial's id as the backend's results list it.
 The return value is the final objective, higher is better for ``direction: maximize``. Raising, or
 returning NaN/inf, marks the trial failed; the search goes on.
 
