@@ -16,6 +16,10 @@ market-impact cost and ``illiquid_cost_usd_t`` this step's total cost (spread + 
 fills in illiquid names. Since the env already charged that cost once, illiquid trades cost
 ``illiquid_penalty_multiplier`` (``m``) times their cost *in the reward*.
 
+The per-step logic lives in ``SlotShaper`` (one per episode stream); ``RiskShapingWrapper`` applies one to
+a Gymnasium env and ``risk.vec_shaping.VecRiskShaping`` one per slot of an SB3 ``VecEnv``, so both give
+the same rewards on the same steps (tested).
+
 The accounting is never touched: equity, cash, ``step_pnl`` and every other ``info`` field are passed
 through unchanged (the same dict object); the last step's penalty terms are on ``wrapper.last_penalty``.
 With the ``off`` profile every coefficient is 0 and the multiplier 1, so the reward is the env's reward
@@ -31,9 +35,10 @@ model (``market.kernels.fill_one``) as if the whole order had filled at the fill
 marginal cost of the rest), so the reward charges an illiquid order ``m`` times the cost of the whole
 order. The term is on only when ``m > 1`` (``m = 1``, e.g. the ``off`` profile: no liquidity penalty at
 all, the reward is the env's). An order that fills in full adds nothing, so the two bases agree whenever
-nothing is left unfilled (and always under the ``flat`` model). It needs the project's ``TradingEnv``
-(per-symbol ``order_qty``/``fill_qty``/``fill_price`` in ``info`` and the episode's half-spread, daily
-vol and ADV); on other envs (no ``sim``) the unfilled term is 0. Under ``market.unfilled: carry`` a
+nothing is left unfilled (and always under the ``flat`` model). It needs the project's simulator (``TradingEnv``
+or ``SessionVecEnv``: the step's per-symbol order, fill and fill price in ``sim.last_out``, which both
+info levels leave there, and the episode's half-spread, daily vol and ADV); on other envs (no ``sim``)
+the unfilled term is 0. Under ``market.unfilled: carry`` a
 working remainder is charged each bar it stays unfilled. ``filled`` is the plain definition above.
 
 Action masking (``mask_illiquid``, off by default): an action that would trade an illiquid name is
@@ -58,26 +63,22 @@ from typing import Any
 import gymnasium as gym
 
 from ..config import RiskConfig
+from ..env.kernel import R_FILLED, R_FPRICE, R_ORDER
+from ..market.kernels import fill_one
 from .metrics import RiskTracker
 
 SINGLE_FLAT = 1  # single-asset layout: target flat
 MULTI_NOOP = 0  # multi-asset layout: no-op
 
 
-class RiskShapingWrapper(gym.Wrapper):
-    """Subtract risk penalties from the reward; optionally mask illiquid trades. See module docstring."""
+class SlotShaper:
+    """The shaping of one episode stream (one env, or one slot of a vectorised env): the risk tracker,
+    the illiquid mask and the penalty of each step. ``RiskShapingWrapper`` holds one;
+    ``risk.vec_shaping.VecRiskShaping`` one per slot. See the module docstring for the formula."""
 
-    def __init__(
-        self,
-        env: gym.Env,
-        risk: RiskConfig | None = None,
-        *,
-        initial_cash: float,
-        reward_scale: float = 1.0,
-        illiquid_action: Callable[[Any], bool] | None = None,
-        fallback_action: Callable[[Any], Any] | None = None,
-    ) -> None:
-        super().__init__(env)
+    def __init__(self, risk: RiskConfig | None, *, initial_cash: float, reward_scale: float = 1.0,
+                 illiquid_action: Callable[[Any], bool] | None = None,
+                 fallback_action: Callable[[Any], Any] | None = None) -> None:
         if initial_cash <= 0:
             raise ValueError(f"initial_cash must be > 0 (got {initial_cash})")
         self.risk = risk or RiskConfig()
@@ -101,14 +102,25 @@ class RiskShapingWrapper(gym.Wrapper):
         self._fallback_action = fallback_action
         self._blocked: list[bool] = []
         self._fallback_builtin: Any = SINGLE_FLAT
+        self._ill_k: list[int] = []
+
+    # --------------------------------------------------------------------------------- episodes
+    def start(self, tiers, equity: float | None, action_space=None) -> None:
+        """A new episode with these tiers (per symbol) and starting equity (None: ``initial_cash``)."""
+        self.tiers = tuple(tiers) if tiers is not None else None
+        self._ill_k = [k for k, t in enumerate(self.tiers or ()) if t == "illiquid"]
+        if self.mask and self._illiquid_action is None:
+            self._builtin_mask(action_space)
+        self.tracker.start_episode(float(equity) if equity is not None else self.initial_cash)
+        self.last_penalty = {}
 
     # --------------------------------------------------------------------------------- masking
-    def _builtin_mask(self) -> None:
+    def _builtin_mask(self, action_space) -> None:
         """Per-action 'trades an illiquid name' flags and the fallback, for the env's layouts."""
         if self.tiers is None:
             raise RuntimeError("mask_illiquid: the episode's tiers are unknown; the env must put 'tiers' "
                                "in the reset info or expose env.unwrapped.tiers")
-        n, k = getattr(self.action_space, "n", None), len(self.tiers)
+        n, k = getattr(action_space, "n", None), len(self.tiers)
         ill = [t == "illiquid" for t in self.tiers]
         if n == 3 and k == 1:
             self._blocked = [ill[0] and a != SINGLE_FLAT for a in range(3)]
@@ -117,45 +129,32 @@ class RiskShapingWrapper(gym.Wrapper):
             self._blocked = [False] + [ill[(a - 1) // 3] for a in range(1, n)]
             self._fallback_builtin = MULTI_NOOP
         else:
-            raise ValueError(f"mask_illiquid: no built-in layout for {self.action_space} with {k} symbols; "
+            raise ValueError(f"mask_illiquid: no built-in layout for {action_space} with {k} symbols; "
                              "pass illiquid_action and fallback_action")
 
-    def _is_illiquid(self, action: Any) -> bool:
+    def is_illiquid(self, action: Any) -> bool:
         if self._illiquid_action is not None:
             return bool(self._illiquid_action(action))
         return self._blocked[int(action)]
 
-    def _fallback(self, action: Any) -> Any:
-        return self._fallback_action(action) if self._fallback_action is not None else self._fallback_builtin
+    def act(self, action: Any) -> Any:
+        """The action the env receives: ``action``, or the fallback when masking replaces it."""
+        if self.mask and self.is_illiquid(action):
+            self.masked_actions += 1
+            return self._fallback_action(action) if self._fallback_action is not None else self._fallback_builtin
+        return action
 
-    def action_masks(self) -> list[bool]:
-        """For ``Discrete`` action spaces: True where an action is allowed (all True when masking is off)."""
-        n = int(self.action_space.n)
+    def action_masks(self, n: int) -> list[bool]:
         if not self.mask:
             return [True] * n
         if self._illiquid_action is None and not self._blocked:
             raise RuntimeError("action_masks: call reset() first (the mask depends on the episode's tiers)")
-        return [not self._is_illiquid(a) for a in range(n)]
+        return [not self.is_illiquid(a) for a in range(n)]
 
-    # ---------------------------------------------------------------------------------- gym API
-    def reset(self, **kwargs: Any):
-        obs, info = self.env.reset(**kwargs)
-        tiers = info.get("tiers") if isinstance(info, dict) else None
-        if tiers is None:
-            tiers = getattr(self.env.unwrapped, "tiers", None)
-        self.tiers = tuple(tiers) if tiers is not None else None
-        if self.mask and self._illiquid_action is None:
-            self._builtin_mask()
-        equity = info.get("equity") if isinstance(info, dict) else None
-        self.tracker.start_episode(float(equity) if equity is not None else self.initial_cash)
-        self.last_penalty = {}
-        return obs, info
-
-    def step(self, action: Any):
-        if self.mask and self._is_illiquid(action):
-            action = self._fallback(action)
-            self.masked_actions += 1
-        obs, reward, terminated, truncated, info = self.env.step(action)
+    # --------------------------------------------------------------------------------- penalty
+    def penalty(self, info, sim=None, slot: int = 0) -> float:
+        """Fold this step's ``info`` into the tracker and return the penalty (reward units); ``sim``,
+        ``slot``: the project simulator and slot the step ran in (the ordered basis needs them)."""
         t = self.tracker
         t.update(info)
         k = self._k
@@ -164,38 +163,88 @@ class RiskShapingWrapper(gym.Wrapper):
         p_imp = k * self._imp * t.step_impact_cost
         p_ill = k * self._ill * t.step_illiquid_cost
         p_unf = 0.0
-        if self._ordered:
-            p_unf = k * self._m * self.unfilled_illiquid_cost(info) / self.initial_cash
+        if self._ordered and self._ill_k and sim is not None:
+            p_unf = k * self._m * self.unfilled_illiquid_cost(sim, slot) / self.initial_cash
         penalty = p_dd + p_ul + p_imp + p_ill + p_unf
         self.last_penalty = {"drawdown": p_dd, "ulcer": p_ul, "impact": p_imp, "illiquid": p_ill,
                              "illiquid_unfilled": p_unf, "total": penalty}
-        return obs, reward - penalty, terminated, truncated, info
+        return penalty
 
-
-    def unfilled_illiquid_cost(self, info: dict) -> float:
-        """USD: what the unfilled part of this step's illiquid orders would have cost (spread + impact +
-        commission of the whole order filled in full at the fill bar's open, minus the cost of the part
-        that filled). 0 when the env does not expose its simulator (see module docstring)."""
-        sim = getattr(self.env.unwrapped, "sim", None)
-        if sim is None or self.tiers is None or "order_qty" not in info:
-            return 0.0
-        order = info["order_qty"]
-        fill = info["fill_qty"]
+    def unfilled_illiquid_cost(self, sim, slot: int = 0) -> float:
+        """USD: what the unfilled part of the last step's illiquid orders in ``slot`` would have cost
+        (spread + impact + commission of the whole order filled in full at the fill bar's open, minus
+        the cost of the part that filled), from the simulator's per-symbol step output."""
+        out = sim.last_out
+        order, fill, price = out[R_ORDER, slot], out[R_FILLED, slot], out[R_FPRICE, slot]
         total = 0.0
-        for k, tier in enumerate(self.tiers):
+        for k in self._ill_k:
             q = float(order[k])
-            if tier != "illiquid" or q == 0.0 or float(fill[k]) == q:
+            f = float(fill[k])
+            if q == 0.0 or f == q:
                 continue
-            total += _marginal_cost(sim, k, q, float(fill[k]), float(info["fill_price"][k]))
+            total += _marginal_cost(sim, slot, k, q, f, float(price[k]))
         return total
 
 
-def _marginal_cost(sim, k: int, qty: float, filled: float, price: float) -> float:
-    """Cost (USD) of filling ``qty`` in full at ``price`` minus the cost of the ``filled`` part, with
-    slot 0's half-spread, daily vol and ADV for symbol ``k`` and the simulator's market-model params."""
-    from ..market.kernels import fill_one
+class RiskShapingWrapper(gym.Wrapper):
+    """Subtract risk penalties from the reward; optionally mask illiquid trades. See module docstring."""
 
-    hs, sig, adv, params = float(sim.hs[0, k]), float(sim.sigma[0, k]), float(sim.adv[0, k]), sim.model.params
+    def __init__(
+        self,
+        env: gym.Env,
+        risk: RiskConfig | None = None,
+        *,
+        initial_cash: float,
+        reward_scale: float = 1.0,
+        illiquid_action: Callable[[Any], bool] | None = None,
+        fallback_action: Callable[[Any], Any] | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.shaper = SlotShaper(risk, initial_cash=initial_cash, reward_scale=reward_scale,
+                                 illiquid_action=illiquid_action, fallback_action=fallback_action)
+
+    # the shaper's state, under the names this wrapper always had
+    risk = property(lambda self: self.shaper.risk)
+    tracker = property(lambda self: self.shaper.tracker)
+    initial_cash = property(lambda self: self.shaper.initial_cash)
+    last_penalty = property(lambda self: self.shaper.last_penalty)
+    masked_actions = property(lambda self: self.shaper.masked_actions)
+    tiers = property(lambda self: self.shaper.tiers)
+    mask = property(lambda self: self.shaper.mask)
+
+    def action_masks(self) -> list[bool]:
+        """For ``Discrete`` action spaces: True where an action is allowed (all True when masking is off)."""
+        return self.shaper.action_masks(int(self.action_space.n))
+
+    # ---------------------------------------------------------------------------------- gym API
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        tiers = info.get("tiers") if isinstance(info, dict) else None
+        if tiers is None:
+            tiers = getattr(self.env.unwrapped, "tiers", None)
+        equity = info.get("equity") if isinstance(info, dict) else None
+        self.shaper.start(tiers, equity, self.action_space)
+        return obs, info
+
+    def step(self, action: Any):
+        obs, reward, terminated, truncated, info = self.env.step(self.shaper.act(action))
+        penalty = self.shaper.penalty(info, getattr(self.env.unwrapped, "sim", None))
+        return obs, reward - penalty, terminated, truncated, info
+
+    def unfilled_illiquid_cost(self, info: dict | None = None) -> float:
+        """USD: ``SlotShaper.unfilled_illiquid_cost`` of the last step; 0 when the env does not expose
+        its simulator (see module docstring)."""
+        sim = getattr(self.env.unwrapped, "sim", None)
+        if sim is None or self.tiers is None:
+            return 0.0
+        return self.shaper.unfilled_illiquid_cost(sim)
+
+
+def _marginal_cost(sim, slot: int, k: int, qty: float, filled: float, price: float) -> float:
+    """Cost (USD) of filling ``qty`` in full at ``price`` minus the cost of the ``filled`` part, with
+    the slot's half-spread, daily vol and ADV for symbol ``k`` and the simulator's market-model params."""
+    hs, sig, adv = float(sim.hs[slot, k]), float(sim.sigma[slot, k]), float(sim.adv[slot, k])
+    params = sim.model.params
     _, s1, i1, f1 = fill_one(qty, price, 0.0, hs, sig, adv, True, params)
     _, s0, i0, f0 = fill_one(filled, price, 0.0, hs, sig, adv, True, params)
     return max((s1 + i1 + f1) - (s0 + i0 + f0), 0.0)
