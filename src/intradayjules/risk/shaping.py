@@ -152,9 +152,10 @@ class SlotShaper:
         return [not self.is_illiquid(a) for a in range(n)]
 
     # --------------------------------------------------------------------------------- penalty
-    def penalty(self, info, sim=None, slot: int = 0) -> float:
+    def penalty(self, info, sim=None, slot: int = 0, episode=None) -> float:
         """Fold this step's ``info`` into the tracker and return the penalty (reward units); ``sim``,
-        ``slot``: the project simulator and slot the step ran in (the ordered basis needs them)."""
+        ``slot``, ``episode``: the project simulator, the slot and the episode the step ran in (default:
+        the slot's current episode); the ordered basis needs them."""
         t = self.tracker
         t.update(info)
         k = self._k
@@ -164,16 +165,19 @@ class SlotShaper:
         p_ill = k * self._ill * t.step_illiquid_cost
         p_unf = 0.0
         if self._ordered and self._ill_k and sim is not None:
-            p_unf = k * self._m * self.unfilled_illiquid_cost(sim, slot) / self.initial_cash
+            p_unf = k * self._m * self.unfilled_illiquid_cost(sim, slot, episode) / self.initial_cash
         penalty = p_dd + p_ul + p_imp + p_ill + p_unf
         self.last_penalty = {"drawdown": p_dd, "ulcer": p_ul, "impact": p_imp, "illiquid": p_ill,
                              "illiquid_unfilled": p_unf, "total": penalty}
         return penalty
 
-    def unfilled_illiquid_cost(self, sim, slot: int = 0) -> float:
+    def unfilled_illiquid_cost(self, sim, slot: int = 0, episode=None) -> float:
         """USD: what the unfilled part of the last step's illiquid orders in ``slot`` would have cost
         (spread + impact + commission of the whole order filled in full at the fill bar's open, minus
-        the cost of the part that filled), from the simulator's per-symbol step output."""
+        the cost of the part that filled), from the simulator's per-symbol step output and the
+        episode's half-spread, daily vol and ADV."""
+        ep = episode if episode is not None else sim.episodes[slot]
+        params = sim.model.params
         out = sim.last_out
         order, fill, price = out[R_ORDER, slot], out[R_FILLED, slot], out[R_FPRICE, slot]
         total = 0.0
@@ -182,7 +186,8 @@ class SlotShaper:
             f = float(fill[k])
             if q == 0.0 or f == q:
                 continue
-            total += _marginal_cost(sim, slot, k, q, f, float(price[k]))
+            total += _marginal_cost(q, f, float(price[k]), float(ep.half_spread_bps[k]), float(ep.sigma_daily[k]),
+                                    float(ep.adv_usd[k]), params)
         return total
 
 
@@ -240,11 +245,9 @@ class RiskShapingWrapper(gym.Wrapper):
         return self.shaper.unfilled_illiquid_cost(sim)
 
 
-def _marginal_cost(sim, slot: int, k: int, qty: float, filled: float, price: float) -> float:
-    """Cost (USD) of filling ``qty`` in full at ``price`` minus the cost of the ``filled`` part, with
-    the slot's half-spread, daily vol and ADV for symbol ``k`` and the simulator's market-model params."""
-    hs, sig, adv = float(sim.hs[slot, k]), float(sim.sigma[slot, k]), float(sim.adv[slot, k])
-    params = sim.model.params
+def _marginal_cost(qty: float, filled: float, price: float, hs: float, sig: float, adv: float, params) -> float:
+    """Cost (USD) of filling ``qty`` in full at ``price`` minus the cost of the ``filled`` part, for a
+    symbol with half-spread ``hs`` (bps), daily vol ``sig`` and ADV ``adv`` under the market params."""
     _, s1, i1, f1 = fill_one(qty, price, 0.0, hs, sig, adv, True, params)
     _, s0, i0, f0 = fill_one(filled, price, 0.0, hs, sig, adv, True, params)
     return max((s1 + i1 + f1) - (s0 + i0 + f0), 0.0)
