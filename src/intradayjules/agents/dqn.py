@@ -128,6 +128,7 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
 
     from ..env import make_env
     from ..risk.callback import RiskCallback
+    from .vec_training import TrainingDQN, build_training_model, make_training_vec_env  # issue 16 (torch: lazy)
 
     cfg = cfg or prepared.cfg
     run_dir = Path(run_dir)
@@ -138,17 +139,16 @@ def train(prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
     set_random_seed(cfg.agent.seed)
     total = int(total_timesteps or cfg.agent.total_timesteps)
 
-    env = make_training_env(cfg, prepared.env_data)
-    env.reset(seed=cfg.agent.seed)
-    env.action_space.seed(cfg.agent.seed)
+    # issue 16: collect on the project's vectorised env (agents/vec_training.py); SB3 seeds it from agent.seed
+    env = make_training_vec_env(cfg, prepared.env_data, total)
     eval_env = make_env(cfg, None, split="val", data=prepared.env_data)
     if resume_from is not None:
-        model = DQN.load(str(resume_from), env=env, device=device)
+        model = TrainingDQN.load(str(resume_from), env=env, device=device)
         buf = _replay_buffer_for(Path(resume_from))
         if buf is not None:
             model.load_replay_buffer(str(buf))
     else:
-        model = build_model(cfg, env, device)
+        model = build_training_model(cfg, env, device)
         if init_weights_from is not None:
             donor = DQN.load(str(init_weights_from), device=device)
             model.set_parameters(donor.get_parameters(), exact_match=True, device=device)
