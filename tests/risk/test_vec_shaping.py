@@ -52,7 +52,7 @@ def test_slots_get_the_single_env_wrapper_rewards(multi, risk):
     unfilled = 0.0
     for a in acts:
         _, r, d, _ = venv.step(a)
-        unfilled += sum(s.last_penalty.get("illiquid_unfilled", 0.0) for s in venv.shapers)
+        unfilled += float(venv.last_penalty.sum())
         for i in range(n):
             current[i][1].append(int(a[i]))
             current[i][2].append(r[i])
@@ -60,11 +60,13 @@ def test_slots_get_the_single_env_wrapper_rewards(multi, risk):
                 episodes[i].append(current[i])
                 current[i] = (venv.venv.sim.episodes[i].session, [], [])
     assert all(len(e) >= 2 for e in episodes)  # auto-resets happened in every slot
-    if risk.profile == "balanced" and not risk.mask_illiquid:
-        assert unfilled > 0  # the ordered-basis term was exercised
+    for i in range(n):
+        episodes[i].append(current[i])  # the unfinished ones too (replayed without the end check)
+    assert unfilled > 0
     masked = 0
+    n_unfilled = 0
     for slot_eps in episodes:
-        for session, a_seq, r_seq in slot_eps:
+        for j, (session, a_seq, r_seq) in enumerate(slot_eps):
             w = RiskShapingWrapper(make_env(cfg, None, split="train", data=data), risk, initial_cash=CASH,
                                    reward_scale=1e4)
             w.reset(options={"session": session})
@@ -72,11 +74,14 @@ def test_slots_get_the_single_env_wrapper_rewards(multi, risk):
             for a in a_seq:
                 _, r, term, trunc, _ = w.step(a)
                 got.append(np.float32(r))
-            assert term  # the episode ends where the slot's did
+                n_unfilled += w.last_penalty["illiquid_unfilled"] > 0
+            assert term == (j < len(slot_eps) - 1)  # the episode ends where the slot's did
             np.testing.assert_array_equal(np.array(got, np.float32), np.array(r_seq, np.float32))
             masked += w.masked_actions
     if risk.mask_illiquid:
-        assert masked > 0
+        assert masked > 0 and masked == venv.masked_actions
+    elif risk.illiquid_penalty_basis == "ordered":
+        assert n_unfilled >= 3  # the ordered-basis term was exercised
 
 
 def test_penalties_change_the_reward(multi):
@@ -93,3 +98,12 @@ def test_penalties_change_the_reward(multi):
     plain = np.array([bare.step(a)[1] for a in acts])
     np.testing.assert_array_equal(out["off"], plain)  # the off profile is the env's reward exactly
     assert (out["balanced"] < plain).sum() > 20 and (out["balanced"] <= plain + 1e-6).all()
+
+
+def test_needs_the_project_simulator():
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from .toy_env import ToyTradingEnv
+
+    with pytest.raises(TypeError, match="SessionVecEnv"):
+        VecRiskShaping(DummyVecEnv([ToyTradingEnv]), RiskConfig(), initial_cash=CASH)
