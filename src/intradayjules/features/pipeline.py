@@ -14,27 +14,41 @@ Conventions (docs/features.md has the full table):
   row where any feature is NaN (so a row with ``warm == False`` is complete). In practice the warm
   rows are the first session of each symbol (no ADV yet) plus, if longer, the longest window's bars.
   Rows are never dropped here: the caller filters on ``warm``.
+
+Start-up: importing this module (and ``store``) loads neither numba (the kernels compile or load on
+their first call, ``indicators.njit``) nor the pydantic config schema (~0.1 s; ``_default_cfg``
+imports it only when no config is passed), so a feature-store hit in a fresh process costs little
+more than decoding the Parquet file (``benchmarks/features.py``).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..config import FeaturesConfig
 from ..errors import DataError
 from . import indicators as ind
+
+if TYPE_CHECKING:
+    from ..config import FeaturesConfig
 
 PIPELINE_VERSION = 1  # bump when compute_features changes numbers without an indicator version change
 KEY_COLUMNS = ["timestamp", "symbol", "session"]
 
 
+def _default_cfg() -> FeaturesConfig:
+    from ..config import FeaturesConfig  # the pydantic schema: only when no config is given (module docstring)
+
+    return FeaturesConfig()
+
+
 def feature_names(cfg: FeaturesConfig | None = None) -> list[str]:
     """Feature column names in output order for a config."""
-    cfg = cfg or FeaturesConfig()
+    cfg = cfg or _default_cfg()
     names = [f"rsi_{cfg.rsi_window}"]
     if cfg.price_levels:
         names += [f"ema_{w}" for w in cfg.ema_windows]
@@ -52,7 +66,7 @@ def feature_names(cfg: FeaturesConfig | None = None) -> list[str]:
 def feature_spec(cfg: FeaturesConfig | None = None, calendar: str = "XNYS") -> dict:
     """What determines the numbers: the indicator settings (not ``lookback`` or ``store_dir``, which
     do not change a feature value), the calendar, and the code versions. Part of the store key."""
-    cfg = cfg or FeaturesConfig()
+    cfg = cfg or _default_cfg()
     settings = cfg.model_dump(mode="json", exclude={"lookback", "store_dir"})
     return {"settings": settings, "calendar": calendar, "pipeline_version": PIPELINE_VERSION,
             "indicator_versions": dict(sorted(ind.VERSIONS.items())), "columns": feature_names(cfg)}
@@ -115,7 +129,7 @@ def compute_features(frame: pd.DataFrame, cfg: FeaturesConfig | None = None, *, 
     ``DataError`` names the first offending row. ``calendar`` (the data's exchange calendar) gives
     session open and close for the time-of-day features.
     """
-    cfg = cfg or FeaturesConfig()
+    cfg = cfg or _default_cfg()
     _check_input(frame, label)
     n = len(frame)
     names = feature_names(cfg)
