@@ -133,8 +133,8 @@ def compute_features(frame: pd.DataFrame, cfg: FeaturesConfig | None = None, *, 
     _check_input(frame, label)
     n = len(frame)
     names = feature_names(cfg)
-    out = frame[KEY_COLUMNS].reset_index(drop=True).copy()
     if n == 0:
+        out = frame[KEY_COLUMNS].reset_index(drop=True).copy()
         for c in names:
             out[c] = np.zeros(0)
         out["warm"] = np.zeros(0, dtype=bool)
@@ -153,40 +153,57 @@ def compute_features(frame: pd.DataFrame, cfg: FeaturesConfig | None = None, *, 
     change[1:] |= sess_i[1:] != sess_i[:-1]
     sess_starts = np.flatnonzero(change).astype(np.int64)
 
-    cols: dict[str, np.ndarray] = {}
-    cols[f"rsi_{cfg.rsi_window}"] = ind.rsi(c, starts, cfg.rsi_window)
-    emas = {w: ind.ema(c, starts, w) for w in cfg.ema_windows}
-    if cfg.price_levels:
-        for w in cfg.ema_windows:
-            cols[f"ema_{w}"] = emas[w]
+    # every feature is written into its row of one (features, bars) block as soon as it is computed;
+    # the DataFrame is built on that block without a copy (pandas keeps a float block as (columns, rows))
+    block = np.empty((len(names), n), dtype=np.float64)
+    row = {name: j for j, name in enumerate(names)}
+
+    def put(name: str, values) -> None:
+        if name in row:
+            block[row[name]] = values
+
+    put(f"rsi_{cfg.rsi_window}", ind.rsi(c, starts, cfg.rsi_window))
     for w in cfg.ema_windows:
-        cols[f"ema_dev_{w}"] = c / emas[w] - 1.0
+        e = ind.ema(c, starts, w)
+        put(f"ema_{w}", e)
+        np.divide(c, e, out=e)
+        e -= 1.0
+        put(f"ema_dev_{w}", e)
+        del e
     vwap = ind.session_vwap(h, lo, c, v, sess_starts)
-    if cfg.price_levels:
-        cols["vwap"] = vwap
-    cols["vwap_dev"] = c / vwap - 1.0
+    put("vwap", vwap)
+    np.divide(c, vwap, out=vwap)
+    vwap -= 1.0
+    put("vwap_dev", vwap)
+    del vwap
     open_ns, close_ns = _session_bounds(sess, calendar)
-    cols["tod_sin"], cols["tod_cos"] = ind.time_of_day(t, open_ns, close_ns)
+    tod_sin, tod_cos = ind.time_of_day(t, open_ns, close_ns)
+    del open_ns, close_ns
+    put("tod_sin", tod_sin)
+    put("tod_cos", tod_cos)
+    del tod_sin, tod_cos
     r1 = ind.log_return(c, starts, 1)
     for k in cfg.return_horizons:
-        cols[f"logret_{k}"] = r1 if k == 1 else ind.log_return(c, starts, k)
-    cols[f"rv_{cfg.vol_window}"] = ind.realized_vol(r1, starts, cfg.vol_window)
+        put(f"logret_{k}", r1 if k == 1 else ind.log_return(c, starts, k))
+    put(f"rv_{cfg.vol_window}", ind.realized_vol(r1, starts, cfg.vol_window))
     L = cfg.liquidity_window
     adv = ind.adv_before_session(c, v, sym_codes, sess_starts, cfg.adv_days)
-    cols[f"dv_adv_{L}"] = ind.dollar_volume_adv(c, v, adv, starts, L)
-    cols[f"amihud_{L}"] = ind.amihud(r1, c, v, starts, L)
-    first_of_session = change
-    cols[f"roll_spread_{L}"] = ind.roll_spread(r1, first_of_session, starts, L)
-    cols[f"stale_share_{L}"] = ind.stale_share(v, starts, L)
-    cols["secs_since_trade"] = ind.secs_since_trade(t, v, starts)
+    put(f"dv_adv_{L}", ind.dollar_volume_adv(c, v, adv, starts, L))
+    del adv
+    put(f"amihud_{L}", ind.amihud(r1, c, v, starts, L))
+    put(f"roll_spread_{L}", ind.roll_spread(r1, change, starts, L))
+    del r1
+    put(f"stale_share_{L}", ind.stale_share(v, starts, L))
+    put("secs_since_trade", ind.secs_since_trade(t, v, starts))
 
-    block = np.empty((len(names), n), dtype=np.float64)  # pandas keeps a float block as (columns, rows)
-    for j, name in enumerate(names):
-        block[j] = cols[name]
-    warm = np.isnan(block).any(axis=0)
+    warm = np.zeros(n, dtype=bool)
+    for j in range(len(names)):
+        warm |= np.isnan(block[j])
     feats = pd.DataFrame(block.T, columns=names, copy=False)
+    for i, key in enumerate(KEY_COLUMNS):
+        feats.insert(i, key, frame[key].array)  # shares the input's memory; copy-on-write keeps them apart
     feats["warm"] = warm
-    return pd.concat([out, feats], axis=1)
+    return feats
 
 
 # --------------------------------------------------------------------------------------- scaler
