@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..errors import DataError
+from ..errors import DataError, IntradayJulesError
 from .common import console, err_console, fail, load_or_exit
 
 app = typer.Typer(help="Load, validate and synthesise bar data.", no_args_is_help=True)
@@ -70,7 +70,10 @@ def synth(
         cfg = SyntheticConfig(n_symbols=symbols, days=days, bar=bar, seed=seed)
     except Exception as e:  # pydantic ValidationError
         raise fail(str(e), 2) from None
-    market = generate(cfg)
+    try:
+        market = generate(cfg)
+    except IntradayJulesError as e:  # e.g. more days than the calendar holds
+        raise fail(str(e), 2) from None
     paths = market.write(out)
     console.print(f"wrote {len(market.bars.frame):,} bars of {symbols} symbols, {days} sessions "
                   f"to {paths['bars']}; universe: {paths['universe']}")
