@@ -3,7 +3,8 @@
 ``dqn_trial(params, cfg, reporter)`` (the default ``tune.trial_fn``; contract in ``tune/trial.py``):
 
 * data and features come from ``experiment.prepare`` (the shared feature store), cached per process so
-  a worker running many trials prepares them once;
+  a worker running many trials prepares them once; the Optuna backend prepares them once for the
+  whole study (``share_prepared``) and its workers load that bundle instead;
 * one training run of ``tune.trial_timesteps`` steps (torch on one thread, ``cfg.agent.device``), with
   ``RiskCallback`` evaluating on validation sessions ``tune.reports_per_trial`` times; each evaluation's
   risk-adjusted objective (``risk/callback.py``) goes to ``reporter.report(i, value)``, which raises
@@ -28,21 +29,59 @@ from pathlib import Path
 from ..config import ExperimentConfig
 
 _PREPARED: dict[str, object] = {}
+PREPARED_ENV = "INTRADAYJULES_PREPARED"  # a bundle written by share_prepared: workers load it, not prepare
+DQN_TRIAL = "intradayjules.tune.objective:dqn_trial"
+
+
+def _prepared_key(cfg: ExperimentConfig, data_path) -> str:
+    import json
+
+    env = cfg.env.model_dump(mode="json", include={"symbols", "mode", "n_assets", "standardize", "obs_clip"})
+    return json.dumps([cfg.data.model_dump(mode="json"), cfg.features.model_dump(mode="json"),
+                       cfg.market.model_dump(mode="json"), env, str(data_path), str(cfg.workdir)], sort_keys=True)
 
 
 def prepared_for(cfg: ExperimentConfig, data_path=None):
-    """``experiment.prepare`` once per (data, features, env symbols) in this process."""
-    import json
-
+    """``experiment.prepare`` once per (data, features, env symbols) in this process; a worker whose
+    ``INTRADAYJULES_PREPARED`` bundle (``share_prepared``) was made for the same key loads it instead
+    (no data loading, feature-store read or panel building in the worker)."""
     from ..experiment import prepare
 
-    env = cfg.env.model_dump(mode="json", include={"symbols", "mode", "n_assets", "standardize", "obs_clip"})
-    key = json.dumps([cfg.data.model_dump(mode="json"), cfg.features.model_dump(mode="json"),
-                      cfg.market.model_dump(mode="json"), env, str(data_path), str(cfg.workdir)], sort_keys=True)
+    key = _prepared_key(cfg, data_path)
     if key not in _PREPARED:
         _PREPARED.clear()  # one prepared data set per worker process at a time
-        _PREPARED[key] = prepare(cfg, data_path)
+        _PREPARED[key] = _load_shared(key) or prepare(cfg, data_path)
     return _PREPARED[key]
+
+
+def share_prepared(cfg: ExperimentConfig, run_dir: Path) -> Path | None:
+    """In the process that starts the workers: prepare the default DQN trial's data once and write it to
+    ``run_dir/prepared.pkl`` (the env arrays and lineage; the raw bars are left out), for workers to
+    load through ``INTRADAYJULES_PREPARED``. None for other trial functions. The bundle is a pickle
+    in the study's own run directory, read only by this study's workers."""
+    import pickle
+    from dataclasses import replace
+
+    if cfg.tune.trial_fn != DQN_TRIAL:
+        return None
+    prepared = prepared_for(cfg, cfg.tune.data_path)
+    path = Path(run_dir) / "prepared.pkl"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps({"key": _prepared_key(cfg, cfg.tune.data_path),
+                                  "prepared": replace(prepared, bars=None)}, protocol=5))
+    tmp.replace(path)
+    return path
+
+
+def _load_shared(key: str):
+    import os
+    import pickle
+
+    path = os.environ.get(PREPARED_ENV)
+    if not path or not Path(path).exists():
+        return None
+    bundle = pickle.loads(Path(path).read_bytes())
+    return bundle["prepared"] if bundle.get("key") == key else None
 
 
 def _final(history: list[dict]) -> float:

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..procs import pid_alive as _pid_alive
 from ..config import ExperimentConfig
+from .objective import PREPARED_ENV, share_prepared
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .space import SearchSpace
 from .trial import (
@@ -370,12 +371,14 @@ def run_optuna(
     else:
         (run_dir / "callbacks.pkl").unlink(missing_ok=True)
     t0 = time.perf_counter()
+    shared = share_prepared(cfg, run_dir)  # issue 16: the trial data prepared once, loaded by every worker
+    env = {**os.environ, PREPARED_ENV: str(shared)} if shared else None
     for i in range(workers):
         job = dict(base, index=i, seed=tc.sampler_seed + i, gpu=gpus[i])
         job_file = run_dir / f"worker_{i}.json"
         job_file.write_text(json.dumps(job))
         with open(logs / f"worker_{i}.log", "ab") as out:
-            procs.append(subprocess.Popen([sys.executable, "-m", __name__, str(job_file)],
+            procs.append(subprocess.Popen([sys.executable, "-m", __name__, str(job_file)], env=env,
                                           stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
     (run_dir / "workers.json").write_text(json.dumps([{"index": i, "pid": p.pid} for i, p in enumerate(procs)]))
 
