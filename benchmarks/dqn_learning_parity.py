@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="examples/configs/quickstart.yaml")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="default: agent.total_timesteps")
     ap.add_argument("--out", default=None, help="write the per-seed results as JSON here")
     args = ap.parse_args()
@@ -68,7 +69,7 @@ def main() -> None:
 
     rows = []
     load0 = os.getloadavg()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = base.model_copy(update={"agent": base.agent.model_copy(update={"seed": seed})})
         row = {"seed": seed}
         for path in ("old", "new"):

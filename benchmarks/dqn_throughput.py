@@ -16,16 +16,23 @@ times. Reported: env steps/s by wall clock and by process CPU time (CPU time is 
 other jobs share the cores), and the share of wall time spent inside the env (old: inside
 ``DummyVecEnv.step``, copies included, and inside the wrapped env alone; new: inside the VecEnv stack).
 
-Usage: ``.venv/bin/python benchmarks/dqn_throughput.py [--steps 20000] [--repeats 2] [--n-envs 8]``.
+Each measurement runs in a fresh process, old and new alternating; ``--old-src ../main/src`` runs the
+old path on another checkout (the env as it was before issue 16), the new one on this checkout.
+
+Usage: ``.venv/bin/python benchmarks/dqn_throughput.py [--steps 20000] [--repeats 2] [--old-src DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 
 def setup(config: str):
@@ -70,13 +77,14 @@ def old_path(cfg, prepared, steps: int) -> dict:
 
 
 def old_kwargs(cfg) -> dict:
-    """The trainer's DQN arguments before issue 16: one env, ``train_freq`` env steps per gradient step."""
-    from intradayjules.agents.vec_training import dqn_kwargs
-
-    kw = dqn_kwargs(cfg, 1)
-    kw["policy_kwargs"] = {"net_arch": list(cfg.agent.net_arch)}
-    assert (kw["train_freq"], kw["gradient_steps"]) == (cfg.agent.train_freq, 1)
-    return kw
+    """The trainer's DQN arguments before issue 16 (``agents/dqn.py:build_model``): one env,
+    ``train_freq`` env steps per gradient step."""
+    a = cfg.agent
+    return dict(learning_rate=a.learning_rate, buffer_size=a.buffer_size, learning_starts=a.learning_starts,
+                batch_size=a.batch_size, gamma=a.gamma, train_freq=a.train_freq,
+                target_update_interval=a.target_update_interval, exploration_fraction=a.exploration_fraction,
+                exploration_initial_eps=a.exploration_initial_eps, exploration_final_eps=a.exploration_final_eps,
+                policy_kwargs={"net_arch": list(a.net_arch)}, seed=a.seed)
 
 
 def new_path(cfg, prepared, steps: int, n_envs: int) -> dict:
@@ -116,33 +124,59 @@ def _learn(model, steps: int) -> dict:
             "grad_steps": int(model._n_updates)}
 
 
+def child(path: str, config: str, steps: int, n_envs: int) -> dict:
+    """One measurement in this (fresh) process."""
+    import torch
+
+    torch.set_num_threads(1)
+    cfg, prepared = setup(config)
+    return old_path(cfg, prepared, steps) if path == "old" else new_path(cfg, prepared, steps, n_envs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="examples/configs/quickstart.yaml")
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--n-envs", type=int, default=None, help="default: agents.vec_training.TRAIN_ENVS")
+    ap.add_argument("--n-envs", type=int, default=None, help="default: agents.vec_training.training_n_envs")
+    ap.add_argument("--old-src", default=None,
+                    help="run the old path on another checkout's sources (e.g. ../main/src: the env before "
+                         "issue 16); default: this checkout's env")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    import torch
-
+    if args.child:
+        print(json.dumps(child(args.child, args.config, args.steps, args.n_envs or 1)))
+        return
     from intradayjules.agents.vec_training import collection_plan, training_n_envs
+    from intradayjules.config import load_config
 
-    torch.set_num_threads(1)
-    cfg, prepared = setup(args.config)
+    cfg = load_config(args.config)
     n = args.n_envs or training_n_envs(cfg)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+
+    def measure(path: str, steps: int) -> dict:
+        env = {**os.environ, "PYTHONPATH": (args.old_src if path == "old" and args.old_src else src)}
+        out = subprocess.run([sys.executable, __file__, "--child", path, "--config", args.config, "--steps",
+                              str(steps), "--n-envs", str(n)], env=env, check=True, capture_output=True,
+                             text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    for path in ("old", "new"):  # compile / load the numba kernels of both sources (not timed)
+        measure(path, 200)
     load0 = os.getloadavg()
     runs = {"old": [], "new": []}
-    for _ in range(args.repeats):
-        runs["old"].append(old_path(cfg, prepared, args.steps))
-        runs["new"].append(new_path(cfg, prepared, args.steps, n))
+    for _ in range(args.repeats):  # alternating, each in a fresh process
+        runs["old"].append(measure("old", args.steps))
+        runs["new"].append(measure("new", args.steps))
     load1 = os.getloadavg()
     f, g = collection_plan(cfg.agent.train_freq, n)
     print(f"config {args.config}: {args.steps:,} env steps from scratch (learning_starts {cfg.agent.learning_starts:,}), "
-          f"batch {cfg.agent.batch_size}, net {cfg.agent.net_arch}, 1 torch thread")
+          f"batch {cfg.agent.batch_size}, net {cfg.agent.net_arch}, 1 torch thread; old path on "
+          f"{args.old_src or 'this checkout'}")
     print(f"old: 1 env, train_freq {cfg.agent.train_freq}, 1 gradient step; new: {n} slots, train every {f} "
           f"VecEnv step(s) with {g} gradient step(s)  (both 1/{cfg.agent.train_freq} gradient step per env step)")
-    print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f}")
+    print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f} ({os.cpu_count()} CPUs)")
     print(f"{'path':<6}{'steps/s wall':>14}{'steps/s CPU':>13}{'grad steps':>12}{'env % wall':>12}{'inner env %':>13}")
     med = {}
     for name, rs in runs.items():

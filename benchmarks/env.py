@@ -1,5 +1,6 @@
-"""Benchmark: trading-environment speed. Targets: single env >= 20,000 steps/s with K=6 symbols;
-env time <= 10 % of an SB3 DQN training run's wall time.
+"""Benchmark: trading-environment speed. Targets: single env >= 20,000 steps/s with K=6 symbols
+(issue 16: >= 150,000 with training infos, ``info="train"``); env time <= 10 % of an SB3 DQN training
+run's wall time (the trainer's own path, with its env share, is ``benchmarks/dqn_throughput.py``).
 
 Measures, on the embedded synthetic market (60 sessions, 6 symbols, 2 per tier), random actions:
 * ``TradingEnv`` steps/s for K=1 (single mode) and K=6 (multi mode), resets included;
@@ -43,10 +44,10 @@ def setup(mode: str):
     return cfg, market, data, source
 
 
-def single_rate(cfg, market, data, seconds: float) -> float:
+def single_rate(cfg, market, data, seconds: float, info: str = "full") -> float:
     from intradayjules.env import make_env
 
-    env = make_env(cfg, market.bars, market.universe, "train", data=data)
+    env = make_env(cfg, market.bars, market.universe, "train", data=data, info=info)
     env.reset(seed=0)
     acts = np.random.default_rng(0).integers(env.action_space.n, size=1_000_000)
     for i in range(2000):  # warm-up (numba kernels load from cache)
@@ -128,8 +129,13 @@ def main() -> None:
     for mode, k in (("single", 1), ("multi", 6)):
         cfg, market, data, source = setup(mode)
         rows.append((f"TradingEnv K={k}", single_rate(cfg, market, data, args.seconds), ">= 20,000 (K=6)"))
+        rows.append((f"TradingEnv K={k} info=train", single_rate(cfg, market, data, args.seconds, "train"),
+                     ">= 150,000 (K=6)"))
         venv = make_vec_env(cfg, market.bars, market.universe, "train", n_envs=args.n_envs, data=data, seed=0)
         rows.append((f"SessionVecEnv K={k} n={args.n_envs}", vec_rate(venv, args.seconds), ""))
+        venv = make_vec_env(cfg, market.bars, market.universe, "train", n_envs=args.n_envs, data=data, seed=0,
+                            info="train")
+        rows.append((f"SessionVecEnv K={k} n={args.n_envs} info=train", vec_rate(venv, args.seconds), ""))
         dummy = DummyVecEnv([lambda: make_env(cfg, market.bars, market.universe, "train", data=data)
                              for _ in range(args.n_envs)])
         dummy.seed(0)

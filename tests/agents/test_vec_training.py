@@ -150,3 +150,37 @@ def test_slot_count_keeps_evaluations_checkpoints_and_the_end_on_the_one_env_gri
     assert training_n_envs(cfg) == 1  # a prime run length: one slot (still no DummyVecEnv)
     cfg = small_config(tmp_path, env={"n_envs": 3})
     assert training_n_envs(cfg) == 3
+
+
+def test_one_slot_reproduces_the_old_single_env_path_bit_for_bit(prepared_small):
+    """Same sessions (sequential sampling), same seed, same Adam implementation: the new collection path
+    with one slot stores the same transitions and ends with the same weights as SB3's DQN on
+    ``Monitor(RiskShapingWrapper(TradingEnv))`` (the trainer before issue 16)."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.utils import set_random_seed
+
+    from intradayjules.env import make_env
+    from intradayjules.risk.shaping import wrap_from_config
+
+    torch.set_num_threads(1)
+    base = prepared_small.cfg
+    cfg = base.model_copy(update={"env": base.env.model_copy(update={"train_sampling": "sequential"})})
+    assert cfg.risk.profile != "off"  # the shaping is part of what is compared
+    steps = 1200
+    out = {}
+    for path in ("old", "new"):
+        set_random_seed(cfg.agent.seed)
+        if path == "old":
+            env = Monitor(wrap_from_config(make_env(cfg, None, split="train", data=prepared_small.env_data), cfg))
+            model = DQN("MlpPolicy", env, device="cpu", verbose=0, **dqn_kwargs(cfg, 1))
+        else:
+            model = build_training_model(cfg, make_training_vec_env(cfg, prepared_small.env_data, n_envs=1), "cpu")
+        model.learn(steps)
+        rb = model.replay_buffer
+        out[path] = (rb.observations[: rb.pos].copy(), rb.actions[: rb.pos].copy(), rb.rewards[: rb.pos].copy(),
+                     rb.dones[: rb.pos].copy(), _flat(model), model._n_updates)
+    old, new = out["old"], out["new"]
+    assert old[5] == new[5] > 200  # the same number of gradient steps, and many of them
+    assert old[3].sum() >= 5  # several episodes ended (terminal transitions compared too)
+    for a, b in zip(old[:5], new[:5]):
+        np.testing.assert_array_equal(a, b)
