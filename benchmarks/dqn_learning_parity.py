@@ -27,7 +27,8 @@ import time
 import warnings
 
 # two-sided 95 % Student t quantiles by degrees of freedom (scipy is not a dependency)
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131}
 
 
 def main() -> None:
@@ -37,8 +38,14 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="default: agent.total_timesteps")
     ap.add_argument("--out", default=None, help="write the per-seed results as JSON here")
+    ap.add_argument("--from-json", nargs="+", default=None, help="only summarise earlier --out files")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    if args.from_json:
+        rows = [r for f in args.from_json for r in json.load(open(f))]
+        print(f"{len(rows)} seeds from {', '.join(args.from_json)}")
+        summarise(rows)
+        return
     import numpy as np
     import torch
     from stable_baselines3 import DQN
@@ -91,20 +98,26 @@ def main() -> None:
               f"(objective {row['new']['eval/objective']:8.2f}, {row['new']['train_s']:.0f} s)", flush=True)
     print(f"config {args.config}, {steps:,} env steps per run, {len(sessions)} validation sessions; "
           f"load average {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}")
+    summarise(rows)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+def summarise(rows: list[dict]) -> None:
+    """Paired new - old differences by seed with a 95 % t interval, and the spread of each path."""
     for key in ("eval/mean_daily_return_bps", "eval/objective"):
         d = [r["new"][key] - r["old"][key] for r in rows]
         n = len(d)
         mean = statistics.mean(d)
         sd = statistics.stdev(d) if n > 1 else math.nan
-        half = T975.get(n - 1, 1.96) * sd / math.sqrt(n) if n > 1 else math.nan
-        sd_old = statistics.stdev(r["old"][key] for r in rows) if n > 1 else math.nan
+        half = T975.get(n - 1, 2.2 if n - 1 < 20 else 2.05) * sd / math.sqrt(n) if n > 1 else math.nan
+        old = [r["old"][key] for r in rows]
+        new = [r["new"][key] for r in rows]
         verdict = "contains 0: unchanged within noise" if mean - half <= 0 <= mean + half else "EXCLUDES 0"
-        print(f"{key}: old mean {statistics.mean(r['old'][key] for r in rows):.2f} (sd across seeds {sd_old:.2f}), "
-              f"new mean {statistics.mean(r['new'][key] for r in rows):.2f}; paired new-old {mean:+.2f}, "
+        print(f"{key}: old mean {statistics.mean(old):.2f} (sd across seeds {statistics.stdev(old):.2f}), "
+              f"new mean {statistics.mean(new):.2f} (sd {statistics.stdev(new):.2f}); paired new-old {mean:+.2f}, "
               f"95 % CI [{mean - half:+.2f}, {mean + half:+.2f}] -> {verdict}")
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(rows, fh, indent=2)
 
 
 if __name__ == "__main__":

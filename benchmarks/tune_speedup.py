@@ -8,7 +8,8 @@ Same search space (the default DQN + risk space) and trial budget for every conf
 4. Ray Tune, 2 CPUs, OptunaSearch + ASHA (grace 10, reduction factor 2)
 5. Ray per-trial overhead: 16 trials of a no-op objective on 2 CPUs, (wall * 2 / trials)
 
-Trials are real short DQN trainings (``intradayjules.tune.objective:dqn_trial``, default) or, with
+``fixed s``: wall time minus the median trial duration times the trials per worker (process start,
+imports, data preparation, study bookkeeping: the fixed start-up; meaningful without pruning). Trials are real short DQN trainings (``intradayjules.tune.objective:dqn_trial``, default) or, with
 ``--objective cpu``, a CPU-bound synthetic objective. Prints a table; record it in benchmarks/README.md.
 Usage: .venv/bin/python benchmarks/tune_speedup.py [--trials 16] [--timesteps 6000] [--objective dqn|cpu]
 """
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--reports", type=int, default=20)
     ap.add_argument("--objective", choices=["dqn", "cpu"], default="dqn")
     ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--skip-pruning", action="store_true", help="only the sequential and 2-process runs")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     a = ap.parse_args()
 
@@ -56,9 +58,10 @@ def main() -> None:
             from intradayjules.experiment import prepare
 
             prepare(cfg)
-        for label, kw in [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),
-                          ("2 optuna 2 procs, no pruning", dict(workers=2, pruner="none")),
-                          ("3 optuna 2 procs, median pruning", dict(workers=2, pruner="median"))]:
+        configs = [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),
+                   ("2 optuna 2 procs, no pruning", dict(workers=2, pruner="none")),
+                   ("3 optuna 2 procs, median pruning", dict(workers=2, pruner="median"))]
+        for label, kw in configs[:2] if a.skip_pruning else configs:
             r = run_optuna(cfg, study=label.split()[0] + "-" + kw["pruner"], n_trials=a.trials, progress=False, **kw)
             rows.append((label, r))
             print(f"done: {label}: {r.wall_s:.1f} s", file=sys.stderr)
@@ -84,15 +87,19 @@ def _print(rows, a, ray_overhead) -> None:
     base = rows[0][1].wall_s
     print(f"\n{a.trials} trials, objective {a.objective}, {a.timesteps} DQN steps and {a.reports} reports per trial")
     print(f"{'configuration':<38}{'wall s':>8}{'trials/h':>10}{'x base':>8}{'eff.':>7}{'done/pruned/failed':>20}"
-          f"{'best':>10}{'trial s (median)':>18}")
+          f"{'best':>10}{'trial s (median)':>18}{'fixed s':>9}")
     for label, r in rows:
         n_workers = 1 if label.startswith("1") else 2
         speed = base / r.wall_s
         secs = [t["seconds"] for t in r.trials if t.get("seconds")]
         med = statistics.median(secs) if secs else float("nan")
         best = "-" if r.best_value is None else f"{r.best_value:.3f}"
+        # fixed start-up: wall time beyond the trials' median duration x trials per worker (the first trial
+        # of a worker carries its imports and data preparation, so the median excludes them)
+        fixed = r.wall_s - med * r.n_finished / n_workers
         print(f"{label:<38}{r.wall_s:>8.1f}{r.n_finished / r.wall_s * 3600:>10,.0f}{speed:>8.2f}"
-              f"{speed / n_workers:>7.0%}{f'{r.n_complete}/{r.n_pruned}/{r.n_failed}':>20}{best:>10}{med:>18.2f}")
+              f"{speed / n_workers:>7.0%}{f'{r.n_complete}/{r.n_pruned}/{r.n_failed}':>20}{best:>10}{med:>18.2f}"
+              f"{fixed:>9.1f}")
     vals = [t["value"] for t in rows[0][1].trials if t["state"] == "complete" and t["value"] is not None]
     if len(vals) > 1:
         print(f"baseline objective spread across its trials: sd {statistics.stdev(vals):.3f}")
