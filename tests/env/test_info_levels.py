@@ -70,7 +70,7 @@ def test_tier_sums_match_the_per_symbol_detail(setup):
 def test_vec_env_train_infos_and_auto_reset_infos(setup):
     mk, cfg, data = setup
     outs = {}
-    for level in ("full", "train"):
+    for level in ("full", "train", "minimal"):
         venv = make_vec_env(cfg, mk.bars, mk.universe, "train", n_envs=3, data=data, seed=2, info=level)
         venv.reset()
         acts = np.random.default_rng(1).integers(venv.action_space.n, size=(200, 3))
@@ -91,6 +91,16 @@ def test_vec_env_train_infos_and_auto_reset_infos(setup):
             for key in TRAIN_INFO_KEYS:
                 _same(a[key], b[key], key)
     assert any(d.any() for _, _, d, _ in outs["train"])
+    for (o1, r1, d1, i1), (o3, r3, d3, i3) in zip(outs["train"], outs["minimal"]):
+        np.testing.assert_array_equal(o1, o3)
+        np.testing.assert_array_equal(r1, r3)
+        for done, a, b in zip(d1, i1, i3):
+            if done:  # the episode's last step carries the train info (and the terminal observation)
+                assert set(b) == set(TRAIN_INFO_KEYS) | {"terminal_observation"}
+                for key in TRAIN_INFO_KEYS:
+                    _same(a[key], b[key], key)
+            else:
+                assert b == {}
 
 
 def test_unknown_info_level_is_refused(setup):

@@ -3,10 +3,11 @@
 What SB3 does with a plain ``gym.Env`` (``DummyVecEnv`` of one env: a deep copy of the step info every
 step, one policy call per env step) made training ~4x slower than the env allows. Here:
 
-* ``make_training_vec_env(cfg, env_data)``: ``VecMonitor(VecRiskShaping(SessionVecEnv(info="train")))``:
-  ``n`` episodes of the training split stepped together in one numba call, the training info
-  (``env.simulator.TRAIN_INFO_KEYS``), the same reward shaping per slot as ``RiskShapingWrapper``
-  (``risk.vec_shaping``), SB3's episode statistics.
+* ``make_training_vec_env(cfg, env_data)``: ``VecMonitor(VecRiskShaping(SessionVecEnv(info="minimal")))``:
+  ``n`` episodes of the training split stepped together in one numba call; step infos are empty except
+  on the step that ends an episode (``env.simulator.TRAIN_INFO_KEYS`` then: nothing in training reads
+  more, and the shaping reads the simulator's arrays); the same reward shaping per slot as
+  ``RiskShapingWrapper`` (``risk.vec_shaping``); SB3's episode statistics.
 * ``collection_plan(train_freq, n)``: SB3 counts ``train_freq`` in ``env.step`` calls of the VecEnv
   (``n`` transitions each). The plan trains every ``f = train_freq / d`` calls with ``g = n / d``
   gradient steps (``d = gcd(train_freq, n)``), so ``g / (f * n) = 1 / train_freq``: **the same gradient
@@ -75,7 +76,7 @@ def make_training_vec_env(cfg: ExperimentConfig, env_data, total_timesteps: int 
     masking), episode statistics."""
     n = n_envs or training_n_envs(cfg, total_timesteps)
     venv = make_vec_env(cfg, None, split="train", n_envs=n, data=env_data,
-                        seed=cfg.agent.seed if seed is None else seed, info="train")
+                        seed=cfg.agent.seed if seed is None else seed, info="minimal")
     if cfg.risk.profile != "off" or cfg.risk.mask_illiquid:
         venv = VecRiskShaping(venv, cfg.risk, initial_cash=cfg.env.initial_cash, reward_scale=cfg.env.reward_scale)
     return VecMonitor(venv)

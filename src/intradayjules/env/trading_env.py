@@ -12,9 +12,10 @@ bar (random sampling), at the open (sequential) or at ``options["start_bar"]``; 
 flattened at its last bar's close.
 
 Step info (``info=``, also the attribute ``info_level``): ``full`` (default; the contract in
-docs/dev/contracts.md, what evaluation and the backtester read) or ``train`` (``simulator.TRAIN_INFO_KEYS``
-only, same values: what reward shaping, the risk tracker and SB3 read while learning; ~10x cheaper to
-build). ``full_info()`` builds the full info of the last step on demand in either mode.
+docs/dev/contracts.md, what evaluation and the backtester read), ``train`` (``simulator.TRAIN_INFO_KEYS``
+only, same values: what reward shaping, the risk tracker and SB3 read while learning; ~3x cheaper to
+build) or ``minimal`` (empty except on the step that ends the episode; ``Simulator.infos``).
+``full_info()`` builds the full info of the last step on demand in any mode.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Slot i runs its own sequence of sessions (drawn like ``TradingEnv`` with a gener
 once (SB3's auto-reset convention). Same simulator, market model and info keys as ``TradingEnv``, so a
 slot's trajectory equals the single env's on the same session and actions (tested). On an auto-reset
 ``reset_infos[i]`` is the new episode's reset info (as SB3's ``DummyVecEnv`` does). ``info``: ``full``
-(default) or ``train`` step infos, as for ``TradingEnv``.
+(default), ``train`` or ``minimal`` step infos, as for ``TradingEnv``.
 """
 
 from __future__ import annotations
