@@ -9,6 +9,8 @@ Measures, on the embedded synthetic market (60 sessions, 6 symbols, 2 per tier),
 * an SB3 DQN run (MlpPolicy [64, 64], 1 torch thread) on the K=6 env: the share of wall time spent
   inside ``env.step``/``env.reset``.
 
+Rates by wall clock and by process CPU time (the robust figure when other jobs share the cores).
+
 Usage: ``.venv/bin/python benchmarks/env.py [--seconds 3] [--dqn-steps 30000] [--n-envs 8]``.
 Prints a table; record results in benchmarks/README.md with the machine.
 """
@@ -53,14 +55,14 @@ def single_rate(cfg, market, data, seconds: float, info: str = "full") -> float:
     for i in range(2000):  # warm-up (numba kernels load from cache)
         if env.step(acts[i])[2]:
             env.reset()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         for _ in range(1000):
             _, _, term, _, _ = env.step(acts[n])
             n += 1
             if term:
                 env.reset()
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def vec_rate(venv, seconds: float) -> float:
@@ -69,12 +71,12 @@ def vec_rate(venv, seconds: float) -> float:
     acts = rng.integers(venv.action_space.n, size=(4096, venv.num_envs))
     for i in range(200):
         venv.step(acts[i])
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         for _ in range(100):
             venv.step(acts[n % 4096])
             n += 1
-    return n * venv.num_envs / (time.perf_counter() - t0)
+    return n * venv.num_envs / (time.perf_counter() - t0), n * venv.num_envs / (time.process_time() - c0)
 
 
 def dqn_share(cfg, market, data, steps: int) -> tuple[float, float, float]:
@@ -141,9 +143,9 @@ def main() -> None:
         dummy.seed(0)
         rows.append((f"DummyVecEnv(TradingEnv) K={k} n={args.n_envs}", vec_rate(dummy, args.seconds), ""))
     print(f"features: {source}; random actions; resets included")
-    print(f"{'environment':<40}{'env steps/s':>14}  target")
-    for name, rate, target in rows:
-        print(f"{name:<40}{rate:>14,.0f}  {target}")
+    print(f"{'environment':<44}{'steps/s wall':>14}{'steps/s CPU':>13}  target")
+    for name, (rate, cpu_rate), target in rows:
+        print(f"{name:<44}{rate:>14,.0f}{cpu_rate:>13,.0f}  {target}")
     cfg, market, data, _ = setup("multi")
     wall, spent, sps = dqn_share(cfg, market, data, args.dqn_steps)
     print(f"SB3 DQN {args.dqn_steps:,} steps on TradingEnv K=6: wall {wall:.1f} s ({sps:,.0f} steps/s), "
