@@ -88,7 +88,7 @@ def test_cli_report_on_each_layout(layout, tmp_path):
     from intradayjules.cli.survivorship_cmd import app
 
     js = tmp_path / "s.json"
-    res = runner.invoke(app, ["report", "--crsp", str(FIX / layout), "--json", str(js)])
+    res = runner.invoke(app, ["report", "--crsp", str(FIX / layout), "--out", str(js)])
     assert res.exit_code == 0, res.output
     pit, surv, ppy, (n_dl, *_rest) = CASES[layout]
     st = json.loads(js.read_text())
@@ -220,7 +220,7 @@ def test_cli_members_and_prices(tmp_path):
 
     js = tmp_path / "s.json"
     res = runner.invoke(app, ["report", "--members", str(FIX / "siz_daily" / "members.csv"),
-                              "--prices", str(FIX / "siz_daily"), "--json", str(js)])
+                              "--prices", str(FIX / "siz_daily"), "--out", str(js)])
     assert res.exit_code == 0, res.output
     assert "match no price data" in res.output and "XYZ" in res.output
     assert json.loads(js.read_text())["universe"] == "membership file"

@@ -88,3 +88,33 @@ def test_bid_ask_bounce_trap_in_illiquid_names(synthetic_market):
 def test_any_symbol_count(n):
     m = generate(SyntheticConfig(n_symbols=n, days=2))
     assert m.bars.frame["symbol"].nunique() == n
+
+
+def test_more_days_than_the_calendar_holds_is_a_config_error_naming_the_setting(tmp_path):
+    import subprocess
+    import sys
+
+    from intradayjules.data.sessions import _calendar
+    from intradayjules.errors import ConfigError
+
+    last = _calendar("XNYS").sessions[-1]
+    with pytest.raises(ConfigError, match=r"data\.synthetic\.days: 100000 sessions .* at most \d+ fit"):
+        generate(SyntheticConfig(days=100_000))
+    with pytest.raises(ConfigError, match=r"data\.synthetic\.start: .* after the last session"):
+        generate(SyntheticConfig(days=5, start=(last + pd.Timedelta(days=30)).date()))
+    # the boundary: exactly the sessions left fit
+    start = _calendar("XNYS").sessions[-3].date()
+    assert generate(SyntheticConfig(n_symbols=3, days=3, start=start)).bars.frame["session"].nunique() == 3
+    with pytest.raises(ConfigError, match="at most 3 fit"):
+        generate(SyntheticConfig(n_symbols=3, days=4, start=start))
+    # the command line prints the message, not a traceback
+    import os
+    from pathlib import Path
+
+    import intradayjules
+
+    env = {**os.environ, "PYTHONPATH": str(Path(intradayjules.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", "from intradayjules.cli import main; main()", "data", "synth",
+                          "--days", "100000", "--out", str(tmp_path / "syn")], capture_output=True, text=True,
+                         env=env)
+    assert out.returncode == 2 and "data.synthetic.days" in out.stderr and "Traceback" not in out.stderr

@@ -193,3 +193,56 @@ def test_hits_are_isolated_copies_and_cache_can_be_off(tmp_path, small):
     pd.testing.assert_frame_equal(store.get(key), want, check_exact=True)
     cold = FeatureStore(tmp_path / "fs", memory_cache_mb=0)  # always decodes from disk
     pd.testing.assert_frame_equal(cold.get(key), want, check_exact=True)
+
+
+@pytest.mark.parametrize("offset", [0.25, 0.5, 0.9])
+def test_corruption_is_caught_while_decoding_without_the_memory_cache(tmp_path, small, offset):
+    """The CRC runs beside the Parquet decode: a damaged file is refused whether or not Arrow can decode
+    it, and no table from it is returned."""
+    fp = data_fingerprint(source=SYN)
+    st = FeatureStore(tmp_path / "fs", memory_cache_mb=0)
+    _, key, _ = st.get_or_build(small, fp, CFG)
+    path = st.root / "entries" / key / "data.parquet"
+    b = bytearray(path.read_bytes())
+    b[int(len(b) * offset)] ^= 0x01
+    path.write_bytes(bytes(b))
+    with pytest.raises(CorruptEntry, match="checksum mismatch"):
+        st.get(key)
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600), (0o007, 0o660)])
+def test_files_follow_the_umask(tmp_path, small, umask, mode):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        st = FeatureStore(tmp_path / "fs")
+        _, key, _ = st.get_or_build(small, data_fingerprint(source=SYN), CFG, train_sessions=[small.frame["session"].iloc[-1]])
+    finally:
+        os.umask(old)
+    entry = st.root / "entries" / key
+    files = [entry / "data.parquet", entry / "meta.json", *entry.glob("scaler-*.json")]
+    assert len(files) == 3
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == mode, f
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o777 & ~umask
+
+
+def test_a_hit_in_a_fresh_process_loads_neither_numba_nor_the_config_schema(tmp_path, small):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    st = FeatureStore(tmp_path / "fs")
+    a, key, _ = st.get_or_build(small, data_fingerprint(source=SYN), CFG)
+    import intradayjules
+
+    code = ("import sys; from intradayjules.features.store import FeatureStore; "
+            f"f = FeatureStore({str(st.root)!r}).get({key!r}); "
+            "print(len(f), 'numba' in sys.modules, 'pydantic' in sys.modules)")
+    src = str(Path(intradayjules.__file__).parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": src})
+    assert out.stdout.split() == [str(len(a)), "False", "False"]

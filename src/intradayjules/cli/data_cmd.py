@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from ..errors import DataError
+from ..errors import DataError, IntradayJulesError
 from .common import console, err_console, fail, load_or_exit, set_option
 
 app = typer.Typer(help="Load, validate and synthesise bar data.", no_args_is_help=True)
@@ -145,7 +145,10 @@ def synth(
         cfg = SyntheticConfig(n_symbols=symbols, days=days, bar=bar, seed=seed)
     except Exception as e:  # pydantic ValidationError
         raise fail(str(e), 2) from None
-    market = generate(cfg)
+    try:
+        market = generate(cfg)
+    except IntradayJulesError as e:  # e.g. more days than the calendar holds
+        raise fail(str(e), 2) from None
     paths = market.write(out)
     console.print(f"wrote {len(market.bars.frame):,} bars of {symbols} symbols, {days} sessions "
                   f"to {paths['bars']}; universe: {paths['universe']}")

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import SyntheticConfig
+from ..errors import ConfigError
 from .bars import LoadReport, add_staleness, canonical
 from .loaders import Bars
 from .sessions import _calendar, schedule
@@ -76,10 +77,21 @@ def tier_assignment(n: int) -> list[str]:
 
 
 def _sessions(cfg: SyntheticConfig, calendar: str) -> pd.DataFrame:
+    """The ``cfg.days`` sessions of ``calendar`` from the first on or after ``cfg.start``; a
+    ``ConfigError`` naming the setting when the calendar does not hold that many."""
     cal = _calendar(calendar)
     start = pd.Timestamp(cfg.start)
+    last_known = cal.sessions[-1]
+    if start > last_known:
+        raise ConfigError([f"data.synthetic.start: {cfg.start} is after the last session the {calendar} "
+                           f"calendar knows ({last_known.date()})"])
     first = cal.date_to_session(start, direction="next")
     idx = cal.sessions.get_loc(first)
+    available = len(cal.sessions) - idx
+    if cfg.days > available:
+        raise ConfigError([f"data.synthetic.days: {cfg.days} sessions from {first.date()} run past the last "
+                           f"session the {calendar} calendar knows ({last_known.date()}); at most {available} "
+                           "fit: lower days or move data.synthetic.start earlier"])
     last = cal.sessions[idx + cfg.days - 1]
     return schedule(calendar, first, last)
 

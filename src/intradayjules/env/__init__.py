@@ -83,23 +83,24 @@ def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFr
 
 
 def make_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "train", *,
-             data: EnvData | None = None, features: pd.DataFrame | None = None) -> TradingEnv:
-    """A ``TradingEnv`` over one split's sessions (train: ``env.train_sampling``, else eval_sampling)."""
+             data: EnvData | None = None, features: pd.DataFrame | None = None, info: str = "full") -> TradingEnv:
+    """A ``TradingEnv`` over one split's sessions (train: ``env.train_sampling``, else eval_sampling);
+    ``info``: ``full`` or ``train`` step infos (``TradingEnv``)."""
     data = data or prepare(cfg, bars, universe, features)
     sampling = cfg.env.train_sampling if split == "train" else cfg.env.eval_sampling
     return TradingEnv(data.panel, data.session_indices(split), cfg.env, cfg.market,
-                      lookback=cfg.features.lookback, sampling=sampling)
+                      lookback=cfg.features.lookback, sampling=sampling, info=info)
 
 
 def make_vec_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "train", *,
                  n_envs: int | None = None, seed: int | None = None, data: EnvData | None = None,
-                 features: pd.DataFrame | None = None):
+                 features: pd.DataFrame | None = None, info: str = "full"):
     """A ``SessionVecEnv`` of ``n_envs`` (default ``env.n_envs``) episodes stepped together."""
     data = data or prepare(cfg, bars, universe, features)
     sampling = cfg.env.train_sampling if split == "train" else cfg.env.eval_sampling
     return SessionVecEnv(data.panel, data.session_indices(split), n_envs or cfg.env.n_envs, cfg.env,
                          cfg.market, lookback=cfg.features.lookback, sampling=sampling,
-                         seed=cfg.seed if seed is None else seed)
+                         seed=cfg.seed if seed is None else seed, info=info)
 
 
 __all__ = ["EnvData", "Episode", "Panel", "SPLITS", "SessionVecEnv", "Simulator", "TradingEnv", "build_panel",

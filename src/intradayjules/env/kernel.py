@@ -1,8 +1,16 @@
 """Numba step and observation kernels for ``Simulator`` (semantics documented in ``simulator.py``).
 
 Fills and costs come from ``market.kernels.fill_one``: the same code ``MarketModel`` runs.
-``eparams`` layout: position_size, max_gross_exposure, max_daily_drawdown, multi flag, carry flag.
-``scal`` columns (per slot, written by ``step_kernel``) are the ``S_*`` indices below.
+``eparams`` layout: the ``E_*`` indices below (position_size, max_gross_exposure, max_daily_drawdown,
+multi flag, carry flag, reward scale, initial cash, number of actions, observation bounds). State arrays
+are packed to keep the numba call cheap (each array argument costs ~55 ns of dispatch): ``ist`` (3, N)
+int64 = t, offset, n_bars; ``fbars`` (4, N, T, K) = open, close, volume, secs since trade; ``sp``
+(3, N, K) = half-spread bps, daily sigma, ADV; ``pt`` (2, N, K) = position, target; ``cp`` (2, N) =
+cash, peak. ``Simulator`` exposes each part as a named view.
+``scal`` columns (per slot, written by ``step_kernel``) are the ``S_*`` indices below; ``S_NT0 + j`` /
+``S_CT0 + j`` are the traded notional / total cost (fills and flatten) of the symbols whose tier code
+(``tcode``, ``data.tiers.TIER_CODE``) is j, summed in symbol order. ``step_observe_kernel`` steps and
+writes the next observation in one call (one numba dispatch per step).
 """
 
 from __future__ import annotations
@@ -14,10 +22,13 @@ from numba import njit
 
 from ..market.kernels import fill_one
 
-E_SIZE, E_GROSS, E_DD, E_MULTI, E_CARRY, E_RSCALE, E_CASH0, E_NACT = range(8)
+E_SIZE, E_GROSS, E_DD, E_MULTI, E_CARRY, E_RSCALE, E_CASH0, E_NACT, E_POSB, E_CASHB, E_EXPOB = range(11)
+N_EPARAMS = 11
 (S_EQ0, S_EQ1, S_DD, S_PART, S_UNFILLED, S_DONE, S_BREACH, S_LIMIT, S_STALE_DEC, S_STALE_SHARE, S_SECS,
- S_ADVP, S_GROSS, S_CASH, S_SPREAD, S_IMPACT, S_FEES, S_NOTIONAL, S_NFILLS, S_REWARD, S_BAR) = range(21)
-N_SCAL = 21
+ S_ADVP, S_GROSS, S_CASH, S_SPREAD, S_IMPACT, S_FEES, S_NOTIONAL, S_NFILLS, S_REWARD, S_BAR,
+ S_NT0, S_NT1, S_NT2, S_CT0, S_CT1, S_CT2) = range(27)
+N_SCAL = 27
+N_TIERS = 3
 # rows of the per-symbol output block ``out`` (R, N, K)
 (R_FILLED, R_ORDER, R_FLQ, R_SPREAD, R_IMPACT, R_FEES, R_FSPREAD, R_FIMPACT, R_FFEES, R_FPART, R_NOTIONAL,
  R_FPRICE, R_CPRICE, R_COST) = range(14)
@@ -25,10 +36,14 @@ N_ROWS = 14
 
 
 @njit(cache=True)
-def step_kernel(actions, t, offset, n_bars, open_, close, volume, stale, secs, hs, sigma, adv, pos, target,
-                unit, cash, peak, finished, eparams, mparams, out, scal):
+def step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, eparams, mparams, out, scal):
     """One step of every slot. Returns 0, or 1 (an action out of range), 2 (a finished slot): then
     nothing was changed."""
+    t, offset, n_bars = ist[0], ist[1], ist[2]
+    open_, close, volume, secs = fbars[0], fbars[1], fbars[2], fbars[3]
+    hs, sigma, adv = sp[0], sp[1], sp[2]
+    pos, target = pt[0], pt[1]
+    cash, peak = cp[0], cp[1]
     N, K = pos.shape
     for n in range(N):
         if actions[n] < 0 or actions[n] >= eparams[E_NACT]:
@@ -179,8 +194,13 @@ def step_kernel(actions, t, offset, n_bars, open_, close, volume, stale, secs, h
         a_f = 0.0
         a_n = 0.0
         nf = 0
+        for j in range(N_TIERS):
+            scal[n, S_NT0 + j] = 0.0
+            scal[n, S_CT0 + j] = 0.0
         for k in range(K):
             out[R_COST, n, k] = spread[n, k] + impact[n, k] + fees[n, k] + fspread[n, k] + fimpact[n, k] + ffees[n, k]
+            scal[n, S_NT0 + tcode[n, k]] += notional[n, k]
+            scal[n, S_CT0 + tcode[n, k]] += out[R_COST, n, k]
             a_s += spread[n, k] + fspread[n, k]
             a_i += impact[n, k] + fimpact[n, k]
             a_f += fees[n, k] + ffees[n, k]
@@ -222,3 +242,15 @@ def observe_kernel(t, feat, tod, close, pos, cash, pos_bound, cash_bound, expo_b
         out[n, nf + K] = min(max(g / safe, 0.0), expo_bound)
         out[n, nf + K + 1] = min(max(cash[n] / safe, -cash_bound), cash_bound)
         out[n, nf + K + 2] = tod[n, tn]
+
+
+@njit(cache=True)
+def step_observe_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, eparams, mparams, out, scal,
+                        feat, tod, obs):
+    """``step_kernel`` then, when it succeeded, ``observe_kernel`` into ``obs``. Returns ``step_kernel``'s
+    status."""
+    status = step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, eparams, mparams, out, scal)
+    if status == 0:
+        observe_kernel(ist[0], feat, tod, fbars[1], pt[0], cp[0], eparams[E_POSB], eparams[E_CASHB],
+                       eparams[E_EXPOB], obs)
+    return status

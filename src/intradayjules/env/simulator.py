@@ -30,15 +30,23 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import EnvConfig
-from ..data.tiers import TIERS
+from ..data.tiers import TIER_CODE, TIERS
 from ..market import MarketModel
 from ..market.kernels import fill_one
 from .episodes import Episode
-from .kernel import (N_ROWS, N_SCAL, R_COST, R_CPRICE, R_FEES, R_FFEES, R_FILLED, R_FIMPACT, R_FLQ, R_FPART,
-                     R_FPRICE, R_FSPREAD, R_IMPACT, R_NOTIONAL, R_ORDER, R_SPREAD, S_ADVP, S_BAR, S_BREACH,
-                     S_CASH, S_DD, S_DONE, S_EQ0, S_EQ1, S_FEES, S_GROSS, S_IMPACT, S_LIMIT, S_NFILLS,
-                     S_NOTIONAL, S_PART, S_REWARD, S_SECS, S_SPREAD, S_STALE_DEC, S_STALE_SHARE, S_UNFILLED,
-                     observe_kernel, step_kernel)
+from .kernel import (E_CARRY, E_CASH0, E_CASHB, E_DD, E_EXPOB, E_GROSS, E_MULTI, E_NACT, E_POSB, E_RSCALE,
+                     E_SIZE, N_EPARAMS, N_ROWS, N_SCAL, R_CPRICE, R_FEES, R_FFEES, R_FILLED, R_FIMPACT, R_FLQ, R_FPART, R_FPRICE,
+                     R_FSPREAD, R_IMPACT, R_NOTIONAL, R_ORDER, R_SPREAD, S_ADVP, S_BAR, S_BREACH, S_CASH, S_CT0,
+                     S_CT1, S_CT2, S_DD, S_DONE, S_EQ0, S_EQ1, S_FEES, S_GROSS, S_IMPACT, S_LIMIT, S_NFILLS,
+                     S_NOTIONAL, S_NT0, S_NT1, S_NT2, S_PART, S_REWARD, S_SECS, S_SPREAD, S_STALE_DEC,
+                     S_STALE_SHARE, S_UNFILLED, observe_kernel, step_observe_kernel)
+
+INFO_LEVELS = ("full", "train", "minimal")
+# the keys of a ``train`` info (values equal to the ``full`` info's): what learning reads
+TRAIN_INFO_KEYS = ("equity", "step_pnl", "drawdown", "traded_notional", "traded_notional_by_tier", "costs",
+                   "costs_by_tier", "participation", "adv_participation", "stale_decision", "secs_since_trade",
+                   "n_fills", "bar", "session", "tiers", "end_reason")
+assert TIERS == ("liquid", "mid", "illiquid")  # the S_NT*/S_CT* columns and the info dicts follow this order
 
 POS_BOUND = 5.0  # |position value / equity| bound in the observation
 CASH_BOUND = 10.0  # |cash / equity| bound
@@ -55,33 +63,34 @@ class Simulator:
         self.n_actions = 1 + 3 * n_symbols if self.multi else 3
         self.obs_dim = n_feat_obs + n_symbols + 3
         N, K, T = n, n_symbols, max_bars
-        self.open = np.ones((N, T, K))
-        self.close = np.ones((N, T, K))
-        self.volume = np.zeros((N, T, K))
+        # packed state (kernel.py); the named attributes below are views into it
+        self._ist = np.zeros((3, N), np.int64)
+        self.t, self.offset, self.n_bars = self._ist  # bar index, first session bar of the episode, bars
+        self._fbars = np.zeros((4, N, T, K))
+        self.open, self.close, self.volume, self.secs = self._fbars
+        self.open[:] = 1.0
+        self.close[:] = 1.0
         self.stale = np.zeros((N, T, K), bool)
-        self.secs = np.zeros((N, T, K))
         self.tod = np.zeros((N, T), np.float32)
         self.feat = np.zeros((N, T, n_feat_obs), np.float32)
-        self.hs = np.zeros((N, K))
-        self.sigma = np.zeros((N, K))
-        self.adv = np.ones((N, K))
-        self.n_bars = np.zeros(N, np.int64)
-        self.offset = np.zeros(N, np.int64)  # first session bar of the episode
-        self.t = np.zeros(N, np.int64)
-        self.pos = np.zeros((N, K))
-        self.target = np.zeros((N, K))
+        self._sp = np.zeros((3, N, K))
+        self.hs, self.sigma, self.adv = self._sp
+        self.adv[:] = 1.0
+        self.tcode = np.zeros((N, K), np.int64)  # tier code per symbol (data.tiers.TIER_CODE)
+        self._pt = np.zeros((2, N, K))
+        self.pos, self.target = self._pt
         self.unit = np.zeros((N, K), np.int64)
-        self.cash = np.zeros(N)
-        self.peak = np.zeros(N)
+        self._cp = np.zeros((2, N))
+        self.cash, self.peak = self._cp
         self.finished = np.ones(N, bool)  # a slot must be loaded before it steps
         self.episodes: list[Episode | None] = [None] * N
-        self._tier_ix: list[list] = [[] for _ in range(N)]
-        self._eparams = np.array([cfg.position_size, cfg.max_gross_exposure, cfg.max_daily_drawdown,
-                                  1.0 if self.multi else 0.0, 1.0 if self.carry else 0.0, cfg.reward_scale,
-                                  cfg.initial_cash, self.n_actions])
+        self.last_out = np.zeros((N_ROWS, N, K))
+        self._eparams = np.zeros(N_EPARAMS)
+        self._eparams[[E_SIZE, E_GROSS, E_DD, E_MULTI, E_CARRY, E_RSCALE, E_CASH0, E_NACT, E_POSB, E_CASHB,
+                       E_EXPOB]] = [cfg.position_size, cfg.max_gross_exposure, cfg.max_daily_drawdown,
+                                    1.0 if self.multi else 0.0, 1.0 if self.carry else 0.0, cfg.reward_scale,
+                                    cfg.initial_cash, self.n_actions, POS_BOUND, CASH_BOUND, EXPO_BOUND]
         self._scal = np.zeros((N, N_SCAL))
-        self._ar = np.arange(N)
-        self._sym_ix = np.arange(K)
         self.init_cash = float(cfg.initial_cash)
 
     def order_cost(self, i: int, k: int, qty: float, price: float) -> float:
@@ -118,7 +127,7 @@ class Simulator:
         self.peak[i] = self.init_cash
         self.finished[i] = False
         self.episodes[i] = ep
-        self._tier_ix[i] = [(name, [k for k, t in enumerate(ep.tiers) if t == name]) for name in TIERS]
+        self.tcode[i] = [TIER_CODE[t] for t in ep.tiers]
 
     def observe(self) -> np.ndarray:
         """Observations (N, obs_dim) float32: feature window, position values / equity (K), gross
@@ -136,32 +145,93 @@ class Simulator:
         return low.astype(np.float32), high.astype(np.float32)
 
     # ------------------------------------------------------------------------------------------- step
-    def step(self, actions: np.ndarray):
-        """Advance every slot one bar. Returns ``(reward (N,), terminated (N,), infos list)``."""
+    def advance(self, actions: np.ndarray) -> np.ndarray:
+        """Advance every slot one bar and return the observations after it (N, obs_dim) float32, in one
+        numba call. This step's rewards are ``self.rewards()``, its terminations ``self.finished``, and
+        its per-symbol detail stays in ``self.last_out`` until the next step (read it with ``infos``)."""
         actions = np.asarray(actions, dtype=np.int64).reshape(-1)
         if actions.shape[0] != self.n:
             raise ValueError(f"expected {self.n} action(s), got {actions.shape[0]}")
+        return self._advance(actions)
+
+    def _advance(self, actions: np.ndarray) -> np.ndarray:
+        """``advance`` for a C-contiguous int64 array of shape (N,) (the caller guarantees it)."""
         out = np.empty((N_ROWS, self.n, self.k))  # fresh each step: infos hand out views of it
-        scal = self._scal
-        status = step_kernel(actions, self.t, self.offset, self.n_bars, self.open, self.close, self.volume,
-                             self.stale, self.secs, self.hs, self.sigma, self.adv, self.pos, self.target,
-                             self.unit, self.cash, self.peak, self.finished, self._eparams, self.model.params,
-                             out, scal)
+        obs = np.empty((self.n, self.obs_dim), np.float32)
+        status = step_observe_kernel(actions, self._ist, self._fbars, self.stale, self._sp, self.tcode, self._pt,
+                                     self.unit, self._cp, self.finished, self._eparams, self.model.params, out,
+                                     self._scal, self.feat, self.tod, obs)
         if status == 1:
             raise ValueError(f"actions must be in [0, {self.n_actions}), got {actions.tolist()}")
         if status == 2:
             raise RuntimeError("step() after the episode ended: call reset()")
-        return scal[:, S_REWARD].copy(), self.finished.copy(), self._infos(out)
+        self.last_out = out
+        return obs
+
+    def rewards(self) -> np.ndarray:
+        """The last step's rewards (N,) float64 (a copy)."""
+        return self._scal[:, S_REWARD].copy()
+
+    def step(self, actions: np.ndarray, info: str = "full"):
+        """Advance every slot one bar. Returns ``(reward (N,), terminated (N,), infos list)``; the
+        observations after the step are ``observe()``. ``info``: ``full`` or ``train`` (``infos``)."""
+        self.advance(actions)
+        return self.rewards(), self.finished.copy(), self.infos(info)
+
+    def infos(self, level: str = "full") -> list[dict]:
+        """The last step's info dicts, one per slot: ``full`` (the contract in docs/dev/contracts.md),
+        ``train`` (``TRAIN_INFO_KEYS``, the same values: what reward shaping, the risk tracker and SB3
+        read while learning; built in about a third of the time) or ``minimal`` (an empty dict, and the
+        ``train`` info on the step that ends an episode; any step's detail stays available through
+        ``infos("train")``/``infos("full")`` until the next step)."""
+        if level == "train":
+            return self._train_infos(self.last_out)
+        if level == "minimal":
+            return self._train_infos(self.last_out, only_done=True)
+        if level == "full":
+            return self._infos(self.last_out)
+        raise ValueError(f"info level must be one of {INFO_LEVELS}, got {level!r}")
+
+    def _train_infos(self, out: np.ndarray, only_done: bool = False) -> list[dict]:
+        if only_done and not self.finished.any():
+            return [{} for _ in range(self.n)]
+        scal = self._scal.tolist()
+        infos = []
+        for i in range(self.n):
+            if only_done and not self.finished[i]:
+                infos.append({})
+                continue
+            ep = self.episodes[i]
+            s = scal[i]
+            e = s[S_EQ1]
+            infos.append({
+                "equity": e,
+                "step_pnl": e - s[S_EQ0],
+                "drawdown": s[S_DD],
+                "traded_notional": s[S_NOTIONAL],
+                "traded_notional_by_tier": {"liquid": s[S_NT0], "mid": s[S_NT1], "illiquid": s[S_NT2]},
+                "costs": {"spread": s[S_SPREAD], "impact": s[S_IMPACT], "commission": s[S_FEES]},
+                "costs_by_tier": {"liquid": s[S_CT0], "mid": s[S_CT1], "illiquid": s[S_CT2]},
+                "participation": s[S_PART],
+                "adv_participation": s[S_ADVP],
+                "stale_decision": s[S_STALE_DEC] > 0.5,
+                "secs_since_trade": s[S_SECS],
+                "n_fills": int(s[S_NFILLS]),
+                "bar": int(s[S_BAR]),
+                "session": ep.session,
+                "tiers": ep.tiers,
+                "end_reason": _end_reason(s[S_BREACH] > 0.5, int(s[S_BAR]), ep.n_bars) if s[S_DONE] > 0.5 else None,
+            })
+        return infos
 
     def _infos(self, out: np.ndarray) -> list[dict]:
         scal = self._scal.tolist()
         notional = out[R_NOTIONAL].tolist()
-        cost = out[R_COST].tolist()
         infos = []
         for i in range(self.n):
             ep = self.episodes[i]
             s = scal[i]
-            nrow, crow = notional[i], cost[i]
+            nrow = notional[i]
             e = s[S_EQ1]
             done = s[S_DONE] > 0.5
             bar = int(s[S_BAR])
@@ -174,9 +244,9 @@ class Simulator:
                 "step_pnl": e - s[S_EQ0],
                 "traded_notional": s[S_NOTIONAL],
                 "traded_notional_by_symbol": dict(zip(ep.symbols, nrow)),
-                "traded_notional_by_tier": {name: sum([nrow[k] for k in ix]) for name, ix in self._tier_ix[i]},
+                "traded_notional_by_tier": {"liquid": s[S_NT0], "mid": s[S_NT1], "illiquid": s[S_NT2]},
                 "costs": {"spread": s[S_SPREAD], "impact": s[S_IMPACT], "commission": s[S_FEES]},
-                "costs_by_tier": {name: sum([crow[k] for k in ix]) for name, ix in self._tier_ix[i]},
+                "costs_by_tier": {"liquid": s[S_CT0], "mid": s[S_CT1], "illiquid": s[S_CT2]},
                 "participation": s[S_PART],
                 "adv_participation": s[S_ADVP],
                 "unfilled_notional": s[S_UNFILLED],

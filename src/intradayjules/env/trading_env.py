@@ -10,6 +10,12 @@ the env's seeded generator; ``sequential``: in date order, cycling); ``options={
 picks one. With ``env.episode_bars = N`` an episode is N decisions of the session, starting at a uniform
 bar (random sampling), at the open (sequential) or at ``options["start_bar"]``; it ends like a session,
 flattened at its last bar's close.
+
+Step info (``info=``, also the attribute ``info_level``): ``full`` (default; the contract in
+docs/dev/contracts.md, what evaluation and the backtester read), ``train`` (``simulator.TRAIN_INFO_KEYS``
+only, same values: what reward shaping, the risk tracker and SB3 read while learning; ~3x cheaper to
+build) or ``minimal`` (empty except on the step that ends the episode; ``Simulator.infos``).
+``full_info()`` builds the full info of the last step on demand in any mode.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import pandas as pd
 from ..config import EnvConfig, MarketConfig
 from ..market import MarketModel
 from .episodes import Panel
-from .simulator import Simulator
+from .kernel import S_REWARD
+from .simulator import INFO_LEVELS, Simulator
 
 
 class SessionPicker:
@@ -69,7 +76,11 @@ class TradingEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, panel: Panel, session_indices, env_cfg: EnvConfig | None = None,
-                 market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random"):
+                 market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random",
+                 info: str = "full"):
+        if info not in INFO_LEVELS:
+            raise ValueError(f"info must be one of {INFO_LEVELS}, got {info!r}")
+        self.info_level = info
         self.cfg = env_cfg or EnvConfig()
         self.panel = panel
         self.lookback = int(lookback)
@@ -123,5 +134,10 @@ class TradingEnv(gym.Env):
 
     def step(self, action):
         self._act[0] = int(action)
-        reward, done, infos = self.sim.step(self._act)
-        return self.sim.observe()[0], float(reward[0]), bool(done[0]), False, infos[0]
+        sim = self.sim
+        obs = sim._advance(self._act)
+        return obs[0], float(sim._scal[0, S_REWARD]), bool(sim.finished[0]), False, sim.infos(self.info_level)[0]
+
+    def full_info(self) -> dict:
+        """The ``full`` info of the last step (whatever ``info_level`` is)."""
+        return self.sim.infos("full")[0]

@@ -3,7 +3,9 @@
 Slot i runs its own sequence of sessions (drawn like ``TradingEnv`` with a generator seeded from
 ``seed + i``); a finished slot stores ``info['terminal_observation']`` and starts its next session at
 once (SB3's auto-reset convention). Same simulator, market model and info keys as ``TradingEnv``, so a
-slot's trajectory equals the single env's on the same session and actions (tested).
+slot's trajectory equals the single env's on the same session and actions (tested). On an auto-reset
+``reset_infos[i]`` is the new episode's reset info (as SB3's ``DummyVecEnv`` does). ``info``: ``full``
+(default), ``train`` or ``minimal`` step infos, as for ``TradingEnv``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from ..config import EnvConfig, MarketConfig
 from ..market import MarketModel
 from .episodes import Panel
-from .simulator import Simulator
+from .kernel import S_REWARD
+from .simulator import INFO_LEVELS, Simulator
 from .trading_env import SessionPicker, episode_start, session_lookup
 
 
 class SessionVecEnv(VecEnv):
     def __init__(self, panel: Panel, session_indices, n_envs: int, env_cfg: EnvConfig | None = None,
                  market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random",
-                 seed: int = 0):
+                 seed: int = 0, info: str = "full"):
+        if info not in INFO_LEVELS:
+            raise ValueError(f"info must be one of {INFO_LEVELS}, got {info!r}")
+        self.info_level = info
         self.cfg = env_cfg or EnvConfig()
         self.panel = panel
         self.lookback = int(lookback)
@@ -59,6 +65,9 @@ class SessionVecEnv(VecEnv):
         ep = self.panel.episode(j, self.lookback)
         start = episode_start(ep, self.cfg.episode_bars, self.sampling, self.rngs[i])
         self.sim.load(i, ep, start, self.cfg.episode_bars)
+        self.reset_infos[i] = {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers,
+                               "equity": self.cfg.initial_cash, "n_bars": int(self.sim.n_bars[i]),
+                               "start_bar": start}
 
     def reset(self):
         if self._seeds[0] is not None:
@@ -67,22 +76,24 @@ class SessionVecEnv(VecEnv):
         for i in range(self.num_envs):
             opt = self._options[i] if self._options else {}
             self._load(i, (opt or {}).get("session"))
-            ep = self.sim.episodes[i]
-            self.reset_infos[i] = {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers}
         self._reset_options()
         return self.sim.observe()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        self._actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.num_envs)
 
     def step_wait(self):
-        reward, done, infos = self.sim.step(self._actions)
+        sim = self.sim
+        obs = sim._advance(self._actions)
+        reward = sim._scal[:, S_REWARD].astype(np.float32)
+        done = sim.finished.copy()
+        infos = sim.infos(self.info_level)
         if done.any():
-            term = self.sim.observe()
             for i in np.flatnonzero(done):
-                infos[i]["terminal_observation"] = term[i]
+                infos[i]["terminal_observation"] = obs[i].copy()
                 self._load(int(i))
-        return self.sim.observe(), reward.astype(np.float32), done.copy(), infos
+            obs = sim.observe()
+        return obs, reward, done, infos
 
     def close(self) -> None:
         pass

@@ -14,27 +14,40 @@ Conventions (docs/features.md has the full table):
   row where any feature is NaN (so a row with ``warm == False`` is complete). In practice the warm
   rows are the first session of each symbol (no ADV yet) plus, if longer, the longest window's bars.
   Rows are never dropped here: the caller filters on ``warm``.
+
+Start-up: importing this module (and ``store``) loads neither numba (the kernels compile or load on
+their first call, ``indicators.njit``) nor the pydantic config schema (~0.1 s; ``_default_cfg``
+imports it only when no config is passed), so a feature-store hit in a fresh process costs little
+more than decoding the Parquet file (``benchmarks/features.py``).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ..config import FeaturesConfig
-from ..data.sessions import schedule
 from ..errors import DataError
 from . import indicators as ind
 from .scaler import Scaler  # noqa: F401  (re-exported: features.pipeline.Scaler)
+
+if TYPE_CHECKING:
+    from ..config import FeaturesConfig
 
 PIPELINE_VERSION = 1  # bump when compute_features changes numbers without an indicator version change
 KEY_COLUMNS = ["timestamp", "symbol", "session"]
 
 
+def _default_cfg() -> FeaturesConfig:
+    from ..config import FeaturesConfig  # the pydantic schema: only when no config is given (module docstring)
+
+    return FeaturesConfig()
+
+
 def feature_names(cfg: FeaturesConfig | None = None) -> list[str]:
     """Feature column names in output order for a config."""
-    cfg = cfg or FeaturesConfig()
+    cfg = cfg or _default_cfg()
     names = [f"rsi_{cfg.rsi_window}"]
     if cfg.price_levels:
         names += [f"ema_{w}" for w in cfg.ema_windows]
@@ -52,7 +65,7 @@ def feature_names(cfg: FeaturesConfig | None = None) -> list[str]:
 def feature_spec(cfg: FeaturesConfig | None = None, calendar: str = "XNYS") -> dict:
     """What determines the numbers: the indicator settings (not ``lookback`` or ``store_dir``, which
     do not change a feature value), the calendar, and the code versions. Part of the store key."""
-    cfg = cfg or FeaturesConfig()
+    cfg = cfg or _default_cfg()
     settings = cfg.model_dump(mode="json", exclude={"lookback", "store_dir"})
     return {"settings": settings, "calendar": calendar, "pipeline_version": PIPELINE_VERSION,
             "indicator_versions": dict(sorted(ind.VERSIONS.items())), "columns": feature_names(cfg)}
@@ -92,6 +105,8 @@ def _order_check(sym_codes: np.ndarray, t: np.ndarray, frame: pd.DataFrame, labe
 
 def _session_bounds(session: np.ndarray, calendar: str) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the UTC open and close (int64 ns) of its exchange session."""
+    from ..data.sessions import schedule  # here, not at the top: a feature-store hit never needs it (start-up)
+
     days = np.unique(session)
     sched = schedule(calendar, pd.Timestamp(days[0]), pd.Timestamp(days[-1]))
     idx = np.searchsorted(sched.index.to_numpy(dtype="datetime64[ns]"), days)
@@ -113,12 +128,12 @@ def compute_features(frame: pd.DataFrame, cfg: FeaturesConfig | None = None, *, 
     ``DataError`` names the first offending row. ``calendar`` (the data's exchange calendar) gives
     session open and close for the time-of-day features.
     """
-    cfg = cfg or FeaturesConfig()
+    cfg = cfg or _default_cfg()
     _check_input(frame, label)
     n = len(frame)
     names = feature_names(cfg)
-    out = frame[KEY_COLUMNS].reset_index(drop=True).copy()
     if n == 0:
+        out = frame[KEY_COLUMNS].reset_index(drop=True).copy()
         for c in names:
             out[c] = np.zeros(0)
         out["warm"] = np.zeros(0, dtype=bool)
@@ -137,40 +152,57 @@ def compute_features(frame: pd.DataFrame, cfg: FeaturesConfig | None = None, *, 
     change[1:] |= sess_i[1:] != sess_i[:-1]
     sess_starts = np.flatnonzero(change).astype(np.int64)
 
-    cols: dict[str, np.ndarray] = {}
-    cols[f"rsi_{cfg.rsi_window}"] = ind.rsi(c, starts, cfg.rsi_window)
-    emas = {w: ind.ema(c, starts, w) for w in cfg.ema_windows}
-    if cfg.price_levels:
-        for w in cfg.ema_windows:
-            cols[f"ema_{w}"] = emas[w]
+    # every feature is written into its row of one (features, bars) block as soon as it is computed;
+    # the DataFrame is built on that block without a copy (pandas keeps a float block as (columns, rows))
+    block = np.empty((len(names), n), dtype=np.float64)
+    row = {name: j for j, name in enumerate(names)}
+
+    def put(name: str, values) -> None:
+        if name in row:
+            block[row[name]] = values
+
+    put(f"rsi_{cfg.rsi_window}", ind.rsi(c, starts, cfg.rsi_window))
     for w in cfg.ema_windows:
-        cols[f"ema_dev_{w}"] = c / emas[w] - 1.0
+        e = ind.ema(c, starts, w)
+        put(f"ema_{w}", e)
+        np.divide(c, e, out=e)
+        e -= 1.0
+        put(f"ema_dev_{w}", e)
+        del e
     vwap = ind.session_vwap(h, lo, c, v, sess_starts)
-    if cfg.price_levels:
-        cols["vwap"] = vwap
-    cols["vwap_dev"] = c / vwap - 1.0
+    put("vwap", vwap)
+    np.divide(c, vwap, out=vwap)
+    vwap -= 1.0
+    put("vwap_dev", vwap)
+    del vwap
     open_ns, close_ns = _session_bounds(sess, calendar)
-    cols["tod_sin"], cols["tod_cos"] = ind.time_of_day(t, open_ns, close_ns)
+    tod_sin, tod_cos = ind.time_of_day(t, open_ns, close_ns)
+    del open_ns, close_ns
+    put("tod_sin", tod_sin)
+    put("tod_cos", tod_cos)
+    del tod_sin, tod_cos
     r1 = ind.log_return(c, starts, 1)
     for k in cfg.return_horizons:
-        cols[f"logret_{k}"] = r1 if k == 1 else ind.log_return(c, starts, k)
-    cols[f"rv_{cfg.vol_window}"] = ind.realized_vol(r1, starts, cfg.vol_window)
+        put(f"logret_{k}", r1 if k == 1 else ind.log_return(c, starts, k))
+    put(f"rv_{cfg.vol_window}", ind.realized_vol(r1, starts, cfg.vol_window))
     L = cfg.liquidity_window
     adv = ind.adv_before_session(c, v, sym_codes, sess_starts, cfg.adv_days)
-    cols[f"dv_adv_{L}"] = ind.dollar_volume_adv(c, v, adv, starts, L)
-    cols[f"amihud_{L}"] = ind.amihud(r1, c, v, starts, L)
-    first_of_session = change
-    cols[f"roll_spread_{L}"] = ind.roll_spread(r1, first_of_session, starts, L)
-    cols[f"stale_share_{L}"] = ind.stale_share(v, starts, L)
-    cols["secs_since_trade"] = ind.secs_since_trade(t, v, starts)
+    put(f"dv_adv_{L}", ind.dollar_volume_adv(c, v, adv, starts, L))
+    del adv
+    put(f"amihud_{L}", ind.amihud(r1, c, v, starts, L))
+    put(f"roll_spread_{L}", ind.roll_spread(r1, change, starts, L))
+    del r1
+    put(f"stale_share_{L}", ind.stale_share(v, starts, L))
+    put("secs_since_trade", ind.secs_since_trade(t, v, starts))
 
-    block = np.empty((len(names), n), dtype=np.float64)  # pandas keeps a float block as (columns, rows)
-    for j, name in enumerate(names):
-        block[j] = cols[name]
-    warm = np.isnan(block).any(axis=0)
+    warm = np.zeros(n, dtype=bool)
+    for j in range(len(names)):
+        warm |= np.isnan(block[j])
     feats = pd.DataFrame(block.T, columns=names, copy=False)
+    for i, key in enumerate(KEY_COLUMNS):
+        feats.insert(i, key, frame[key].array)  # shares the input's memory; copy-on-write keeps them apart
     feats["warm"] = warm
-    return pd.concat([out, feats], axis=1)
+    return feats
 
 
 def train_sessions(sessions, splits) -> list[pd.Timestamp]:
