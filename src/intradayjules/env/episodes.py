@@ -96,6 +96,7 @@ class Panel:
     half_spread: np.ndarray  # (S, K) bps
     valid: np.ndarray  # (S,) bool: usable as an episode
     scaler: Scaler | None = None  # the standardisation applied to ``feat`` (None: raw features)
+    times: np.ndarray | None = None  # (N,) int64 ns UTC: start of each grid bar
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -325,8 +326,9 @@ def build_panel(bars: pd.DataFrame, features: pd.DataFrame, symbols: list[str], 
     else:
         scaler = None
     feat = np.clip(np.nan_to_num(feat, nan=0.0, posinf=clip, neginf=-clip), -clip, clip).astype(np.float32)
+    times = np.asarray(pd.to_datetime(ts, utc=True).tz_convert(None), dtype="datetime64[ns]").view("int64")
     return Panel(tuple(symbols), tuple(names), sessions, starts, open_, close, volume, stale, secs, feat,
-                 tod, adv, tier, sigma, half_spread, valid, scaler)
+                 tod, adv, tier, sigma, half_spread, valid, scaler, times)
 
 
 def pick_symbols(bars: pd.DataFrame, n: int, universe: pd.DataFrame | None, tiers: TierConfig,
