@@ -8,7 +8,9 @@ callback's evaluations, rewritten at each evaluation so a crash keeps them) and 
 
 ``write_outputs`` adds what a run ships besides the SB3 zip: ``policy.pt`` (TorchScript greedy policy),
 ``feature_spec.json``, ``scaler.json`` (the training-session standardisation the env applied) and
-``evaluation.json`` (statistics of the final model on a split).
+``evaluation.json`` (statistics of the final model on a split), and completes ``model.bundle/`` into the
+deployable bundle (``agents/deploy.py``: the same parts plus the config and the observation/action
+layout, each with its sha256) that the registry logs and ``intradayjules paper`` runs.
 
 ``training_run(prepared, run_dir, tracker=...)`` is the whole sequence inside one tracked run (params,
 lineage, metrics by step, artifacts with sha256); every command and experiment that trains a model
@@ -26,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..agents.bundle import bundle_path_for
+from ..agents.deploy import complete_bundle
 from ..agents.dqn import Checkpoint, learn, load_model
 from ..agents.export import export_torchscript, save_model
 from ..agents.policy import policy_from_model
@@ -127,6 +131,7 @@ def write_outputs(result: TrainResult, prepared: Prepared, cfg: ExperimentConfig
     if prepared.scaler is not None:
         paths["scaler"] = result.run_dir / "scaler.json"
         paths["scaler"].write_text(prepared.scaler.to_json())
+    paths["bundle"] = complete_bundle(bundle_path_for(result.model_path), cfg, prepared.env_data)  # deployable
     stats, _ = evaluate_policy(policy_from_model(model), prepared.env_data, cfg, split)
     ev = result.run_dir / "evaluation.json"
     ev.write_text(json.dumps(json_safe(stats), indent=2, sort_keys=True))
