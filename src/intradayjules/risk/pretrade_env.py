@@ -150,8 +150,9 @@ class PreTradeEnv(gym.Wrapper):
         info["limit_hit"] = info["limit_hit"] or intent.limit_hit
         if not term:  # the env's rule for what the targets are now (module docstring)
             for k in range(len(p)):
-                kept = (not intent.changed[k]) or accepted[k] != 0
-                if intent.changed[k] and accepted[k] != 0:
+                refused = intent.orders[k] != 0 and accepted[k] == 0
+                kept = not (intent.changed[k] and refused)
+                if intent.changed[k] and not refused:
                     sim.unit[0, k] = intent.req[k]
                 if self.carry:
                     sim.target[0, k] = intent.new_target[k] if kept else target[k]
