@@ -10,11 +10,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from intradayjules.config import ExperimentConfig, SyntheticConfig
+from intradayjules.data.synthetic import generate
 from intradayjules.env import make_env, prepare
+from intradayjules.env.fallback_features import fallback_features as features
 from intradayjules.risk.pretrade import PreTradeLimits
 from intradayjules.risk.pretrade_env import PreTradeEnv, panel_bar_seconds, pretrade_limits_for, with_pretrade_limits
 
-from tests.env.helpers import config, features, market
+
+def market(days: int):
+    return generate(SyntheticConfig(n_symbols=6, days=days, seed=0))
+
+
+def config(mode: str, **env) -> ExperimentConfig:
+    cfg = ExperimentConfig()
+    cfg.data.tiers.adv_window_days = 5
+    cfg.env.mode = mode
+    for k, v in env.items():
+        setattr(cfg.env, k, v)
+    return cfg
 
 OFF = dict(max_position=1e9, max_gross_exposure=1e9, max_order_notional=math.inf, max_adv_participation=1e9,
            max_bar_participation=1e9, allow_illiquid=True, hourly_turnover=1e9, daily_turnover=1e9,
