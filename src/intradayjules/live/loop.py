@@ -96,6 +96,11 @@ class PaperLoop:
         self._kill_request = reason
 
     @property
+    def trading(self) -> bool:
+        """Whether the last bar was in a session the loop trades (from ``trade_from`` on)."""
+        return self.session is not None and (self.trade_from is None or self.session >= self.trade_from)
+
+    @property
     def symbols(self) -> list[str]:
         return self.policy.symbols
 

@@ -12,6 +12,7 @@ with the backtest of the same bundle on the same bars (``live/reconcile.py``).
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +59,15 @@ class PaperRun:
     resumed_steps: int = 0
 
     def run(self) -> Stats:
+        loop = self.loop
+
+        def pace(seconds: float) -> None:  # warm-up bars go through at once; trading is paced
+            if loop.trading:
+                time.sleep(seconds)
+
         feed = (ReplayFeed(self.frame, speed=self.speed, start_after=self.loop.last_ts,
                            bar=pd.Timedelta(seconds=float(self.policy.deployment["bar_seconds"])),
-                           symbols=self.policy.symbols) if self.frame is not None
+                           symbols=self.policy.symbols, sleep=pace) if self.frame is not None
                 else open_feed(self.feed_spec, speed=self.speed))
         return self.loop.run(feed)
 
