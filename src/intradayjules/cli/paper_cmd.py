@@ -44,8 +44,11 @@ def paper(
 
     cfg = load_or_exit(config, sets)
     try:
-        tracker = make_tracker(cfg, enabled=track) if (track or model.startswith(("models:/", "runs:/"))) else None
+        registry = model.startswith(("models:/", "runs:/"))
+        tracker = make_tracker(cfg, enabled=True) if (track or registry) else None  # the registry needs it
         resolved = resolve_bundle(model, tracker=tracker, cfg=cfg)
+        if not track:
+            tracker = None  # --no-track: resolve through the registry, log nothing
     except (IntradayJulesError, FileNotFoundError, OSError) as e:
         raise fail(f"--model {model}: {e}", 2) from None
     from ..live.paper import start_paper
