@@ -60,7 +60,13 @@ class Stats:
     orders: int = 0
     fills: int = 0
     rejections: int = 0
+    # with ``keep_latency``, per traded batch (ns): batch in -> decisions made (features, market state,
+    # policy, pre-trade checks), batch in -> orders out (+ journal commit and broker submit), and the
+    # thread's CPU time of the latter (no preemption)
+    decide_ns: list[int] = field(default_factory=list)
     latency_ns: list[int] = field(default_factory=list)
+    cpu_ns: list[int] = field(default_factory=list)
+    decide_cpu_ns: list[int] = field(default_factory=list)
 
 
 class PaperLoop:
@@ -167,13 +173,14 @@ class PaperLoop:
     def on_batch(self, batch: list[Bar]) -> None:
         """One batch of closed bars (module docstring)."""
         t0 = time.perf_counter_ns()
+        c0 = time.thread_time_ns()
         batch = self._ordered(batch)
         if not batch:
             return
         with self.lock:
-            self._step(batch, t0)
+            self._step(batch, t0, c0)
 
-    def _step(self, batch: list[Bar], t0: int) -> None:
+    def _step(self, batch: list[Bar], t0: int, c0: int) -> None:
         pol, risk, lim = self.policy, self.risk, self.limits
         ts, end, session = int(batch[0].ts), int(batch[0].end), int(batch[0].session)
         now = end / 1e9
@@ -238,6 +245,7 @@ class PaperLoop:
                 pol.commit(act, accepted)
                 if end + pol.bar_ns >= close_ns:  # the next bar is the session's last: end flat at its close
                     new += self._close_all(ts, pos, "close", accepted)
+        t_decided, c_decided = time.perf_counter_ns(), time.thread_time_ns()
         with self.journal.step(ts, end) as tx:
             tx.bars(batch)
             tx.executions(execs)
@@ -251,8 +259,11 @@ class PaperLoop:
                         risk.peak_equity, risk.killed)
         for o in new:
             self.broker.submit(o)
-        if self.keep_latency:
+        if self.keep_latency and action is not None:
             self.stats.latency_ns.append(time.perf_counter_ns() - t0)
+            self.stats.cpu_ns.append(time.thread_time_ns() - c0)
+            self.stats.decide_ns.append(t_decided - t0)
+            self.stats.decide_cpu_ns.append(c_decided - c0)
         self.journal.mark_submitted([o.client_id for o in new])
         self.stats.steps += 1
         self.stats.orders += len(new)
