@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from intradayjules.live.feed import ReplayFeed
 from intradayjules.live.paper import start_paper
 from intradayjules.live.service import DASHBOARD, HOST, Service, read_token
 
@@ -44,9 +45,6 @@ def test_token_file_is_created_private_and_reused(tmp_path):
 
 def test_status_and_kill_need_the_token(deployed, tmp_path):
     run = start_paper(deployed.bundle, f"replay:{deployed.bars}", journal=tmp_path / "j.db")
-    feed = iter(run.loop.policy.symbols)  # noqa: F841 - the loop runs below, batch by batch
-    from intradayjules.live.feed import ReplayFeed
-
     batches = iter(ReplayFeed(run.frame, symbols=run.policy.symbols))
     while not (run.loop.trading and any(run.loop.positions())):
         run.loop.on_batch(next(batches))

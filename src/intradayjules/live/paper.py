@@ -20,13 +20,13 @@ import pandas as pd
 
 from ..data.loaders import bar_source, load_bars
 from ..errors import IntradayJulesError
+from ..risk.pretrade import PreTradeLimits
 from .broker import SimulatedBroker
 from .feed import ReplayFeed, open_feed
 from .journal import Journal
 from .loop import PaperLoop, Stats
 from .policy import DeployedPolicy
 from .reconcile import Reconciliation, limits_of, reconcile
-from ..risk.pretrade import PreTradeLimits
 
 
 class PaperError(IntradayJulesError):

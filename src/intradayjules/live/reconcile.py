@@ -152,7 +152,6 @@ def paper_fills(journal: str | Path) -> dict[str, SessionFills]:
     traded |= {r[0] for r in kills}
     fills["leg"] = np.where(fills["kind"] == "close", "close", "open")
     fills = fills.drop(columns="kind")
-    session_of = dict(zip(pnl["ts"], pnl["session"]))
     out: dict[str, SessionFills] = {}
     for session, g in pnl.groupby("session", sort=True):
         if int(session) not in traded:
@@ -166,7 +165,6 @@ def paper_fills(journal: str | Path) -> dict[str, SessionFills]:
         out[_day(int(session))] = SessionFills(f[["time", "symbol", "leg", "qty", "price", "spread", "impact", "fees"]],
                                                {int(t): v for t, v in held.items()},
                                                float(g["day_start_equity"].iloc[0]), float(g["equity"].iloc[-1]))
-    del session_of
     return out
 
 
