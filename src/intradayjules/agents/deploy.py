@@ -54,7 +54,7 @@ from ..env.simulator import CASH_BOUND, EXPO_BOUND, POS_BOUND
 from ..features.pipeline import feature_spec
 from ..redact import redact_obj
 from ..risk.pretrade_env import panel_bar_seconds, pretrade_limits_for
-from .bundle import MANIFEST, BundleError, _sha256, load_policy, read_manifest, verify_bundle
+from .bundle import MANIFEST, SUPPORTED, BundleError, _sha256, load_policy, read_manifest, verify_bundle
 from .export import export_torchscript
 
 DEPLOYMENT_VERSION = 1
@@ -109,6 +109,11 @@ def deployment_section(cfg: ExperimentConfig, env_data: EnvData) -> dict[str, An
     }
 
 
+def deployable(path: str | Path) -> bool:
+    """Whether :func:`complete_bundle` can complete this bundle (its algorithm has a TorchScript export)."""
+    return read_manifest(path).get("algorithm") in SUPPORTED
+
+
 def complete_bundle(path: str | Path, cfg: ExperimentConfig, env_data: EnvData) -> Path:
     """Add the TorchScript policy, scaler, feature spec, config and the ``deployment`` section to the
     bundle at ``path`` (module docstring). The manifest is replaced atomically, last."""
@@ -157,5 +162,5 @@ def read_deployment(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return m, d
 
 
-__all__ = ["DEPLOYMENT_VERSION", "FILES", "complete_bundle", "deployment_section", "read_deployment",
+__all__ = ["DEPLOYMENT_VERSION", "FILES", "complete_bundle", "deployable", "deployment_section", "read_deployment",
            "read_manifest"]

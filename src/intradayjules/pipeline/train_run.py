@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..agents.bundle import bundle_path_for
-from ..agents.deploy import complete_bundle
+from ..agents.deploy import complete_bundle, deployable
 from ..agents.dqn import Checkpoint, learn, load_model
 from ..agents.export import export_torchscript, save_model
 from ..agents.policy import policy_from_model
@@ -131,7 +131,9 @@ def write_outputs(result: TrainResult, prepared: Prepared, cfg: ExperimentConfig
     if prepared.scaler is not None:
         paths["scaler"] = result.run_dir / "scaler.json"
         paths["scaler"].write_text(prepared.scaler.to_json())
-    paths["bundle"] = complete_bundle(bundle_path_for(result.model_path), cfg, prepared.env_data)  # deployable
+    bundle = bundle_path_for(result.model_path)
+    if deployable(bundle):  # the paper loop's bundle (agents/deploy.py); algorithms without an export stay as they are
+        paths["bundle"] = complete_bundle(bundle, cfg, prepared.env_data)
     stats, _ = evaluate_policy(policy_from_model(model), prepared.env_data, cfg, split)
     ev = result.run_dir / "evaluation.json"
     ev.write_text(json.dumps(json_safe(stats), indent=2, sort_keys=True))
