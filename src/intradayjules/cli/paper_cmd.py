@@ -74,6 +74,11 @@ def paper(
     if serve:
         from ..live.service import Service, read_token
 
+        try:
+            import fastapi  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise fail("--serve needs FastAPI and uvicorn: pip install 'intradayjules[paper]'", 2) from None
         token = read_token(token_file or jpath.parent / "token")
         service = Service(pr.loop, token, info)
         bound = service.start(port)
