@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 CONFIG ?= examples/configs/quickstart.yaml
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast typecheck bench clean
+.PHONY: demo paper-demo test test-fast typecheck bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ $(VENV)/.dev-installed: pyproject.toml constraints.txt | $(VENV)/bin/python
 
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/intradayjules run --config $(CONFIG)
+
+# After `make demo`: paper-trade its champion on a replay of the same synthetic market (trading from the
+# first held-out session) and print the reconciliation with the backtest (docs/paper.md).
+paper-demo: $(VENV)/.demo-installed
+	$(VENV)/bin/intradayjules data synth --symbols 6 --days 60 --seed 0 --out runs/quickstart-bars
+	$(VENV)/bin/intradayjules paper --model models:/intradayjules-dqn@champion --feed replay:runs/quickstart-bars
 
 # Layer contracts first (import-linter, [tool.importlinter] in pyproject.toml), then mypy --strict on
 # the typed public modules ([tool.mypy] files), then every test.

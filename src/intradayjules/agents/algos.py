@@ -118,6 +118,11 @@ def algo_of(model: Any) -> Algo:
     for algo in ALGOS.values():
         if type(model) is algo.cls:
             return algo
+    manifest = getattr(model, "manifest", None)  # a policy rebuilt from a bundle (agents/bundle.BundlePolicy)
+    if isinstance(manifest, dict):
+        for algo in ALGOS.values():
+            if algo.cls.__name__ == manifest.get("algorithm"):
+                return algo
     raise ValueError(f"{type(model).__name__} is not one of the supported algorithms ({', '.join(ALGOS)})")
 
 

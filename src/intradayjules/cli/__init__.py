@@ -9,8 +9,8 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import cluster_cmd, config_cmd, crsp_cmd, data_cmd, env_cmd, features_cmd, models_cmd, run_cmd, survivorship_cmd, train_cmd, tune_cmd
-from . import workdir_cmd
+from . import (cluster_cmd, config_cmd, crsp_cmd, data_cmd, env_cmd, features_cmd, models_cmd, paper_cmd, run_cmd,
+               survivorship_cmd, train_cmd, tune_cmd, workdir_cmd)
 
 app = typer.Typer(
     name="intradayjules",
@@ -48,6 +48,7 @@ app.add_typer(train_cmd.experiment_app, name="experiment")
 app.add_typer(crsp_cmd.app, name="crsp")
 app.add_typer(survivorship_cmd.app, name="survivorship")
 app.add_typer(workdir_cmd.app, name="workdir")
+app.command("paper")(paper_cmd.paper)
 
 
 def main() -> None:

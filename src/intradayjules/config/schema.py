@@ -219,6 +219,8 @@ class EnvConfig(Section):
     standardize: bool = Field(True, description="z-score features with training-session mean/std")
     obs_clip: float = Field(10.0, gt=0, description="feature observations are clipped to +-obs_clip")
     n_envs: int = Field(1, ge=1)
+    pretrade_limits: bool = Field(False, description="apply the paper loop's pre-trade limits to the env's orders in "
+                                  "evaluation and backtests (risk/pretrade_env.py; training envs ignore it)")
 
 
 # --------------------------------------------------------------------------------------------- risk

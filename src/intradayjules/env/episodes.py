@@ -114,6 +114,11 @@ class Panel:
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
+    def times(self) -> np.ndarray | None:
+        """``timestamps`` as int64 ns UTC (the live loop's clock), None when unknown."""
+        return None if self.timestamps is None else self.timestamps.view("int64")
+
+    @property
     def max_bars(self) -> int:
         return int(np.diff(self.starts).max())
 

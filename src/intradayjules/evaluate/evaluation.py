@@ -21,6 +21,7 @@ from ..env import EnvData, make_env
 from ..env.rollout import Policy, RolloutResult, run_sessions
 from ..risk.composite import RiskComposite
 from ..risk.metrics import RiskTracker
+from ..risk.pretrade_env import with_pretrade_limits
 from .metrics import performance
 
 REQUIRED_KEYS = ("total_return", "sharpe", "sortino", "calmar", "max_drawdown", "ulcer_index", "turnover",
@@ -53,7 +54,8 @@ def rollout_stats(res: RolloutResult, cfg: ExperimentConfig, split: str) -> dict
 def evaluate_policy(policy: Policy, data: EnvData, cfg: ExperimentConfig, split: str = "test",
                     sessions=None) -> tuple[dict[str, Any], RolloutResult]:
     """Roll ``policy`` over every session of ``split`` (or ``sessions``) of ``data`` under ``cfg``'s
-    market model; returns (metrics dict, RolloutResult)."""
-    env = make_env(cfg, None, split=split, data=data)
+    market model (and, with ``env.pretrade_limits``, the pre-trade limits); returns (metrics dict,
+    RolloutResult)."""
+    env = with_pretrade_limits(make_env(cfg, None, split=split, data=data), cfg)
     res = run_sessions(policy, env, sessions, RiskTracker(cfg.risk.ulcer_window))
     return rollout_stats(res, cfg, split), res

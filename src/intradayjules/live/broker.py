@@ -201,7 +201,7 @@ class SimulatedBroker:
             else:
                 status = "cancelled"
                 self._open.pop(o.client_id)
-            self._book(o.symbol, f.qty, f.price, f.total_cost)
+            self._book(o.symbol, f)
             out.append(Execution(o.client_id, o.symbol, bar.ts, f.qty, f.price, f.spread_cost, f.impact_cost,
                                  f.fees, o.qty, rest if status == "partial" else 0.0, status, o.kind,
                                  "" if status == "filled" else _why_short(bar, f.qty, o.qty)))
@@ -220,7 +220,7 @@ class SimulatedBroker:
                 out.append(self._reject(o, bar, state))
                 continue
             f = self.model.fill(Order(o.symbol, q, True), BarQuote(bar.close, bar.volume), state)
-            self._book(o.symbol, f.qty, f.price, f.total_cost)
+            self._book(o.symbol, f)
             out.append(Execution(o.client_id, o.symbol, bar.ts, f.qty, f.price, f.spread_cost, f.impact_cost,
                                  f.fees, q, 0.0, "filled", o.kind))
         return out
@@ -234,12 +234,14 @@ class SimulatedBroker:
                          o.kind, f"{o.symbol}: no ADV known before session "
                          f"{_day(bar.session)} (adv_usd={state.adv_usd!r}): cannot price the order")
 
-    def _book(self, symbol: str, qty: float, price: float, cost: float) -> None:
-        if qty:
-            self._cash -= qty * price + cost
-            self._pos[symbol] = self._pos.get(symbol, 0.0) + qty
-        elif cost:
-            self._cash -= cost
+    def _book(self, symbol: str, f) -> None:
+        """Cash falls by ``qty * price + spread + impact + fees``, added in that order: the env kernel's
+        expression, so cash (and every size computed from equity) agrees with it to the last bit."""
+        if f.qty:
+            self._cash -= f.qty * f.price + f.spread_cost + f.impact_cost + f.fees
+            self._pos[symbol] = self._pos.get(symbol, 0.0) + f.qty
+        elif f.total_cost:
+            self._cash -= f.total_cost
 
 
 def _why_short(bar: Bar, filled: float, asked: float) -> str:

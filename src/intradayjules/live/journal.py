@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS positions (
 CREATE TABLE IF NOT EXISTS pnl (
     ts INTEGER PRIMARY KEY, session INTEGER NOT NULL, cash REAL NOT NULL, equity REAL NOT NULL,
     gross REAL NOT NULL, day_start_equity REAL NOT NULL, peak_equity REAL NOT NULL, killed INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS policy (
+    ts INTEGER PRIMARY KEY, action INTEGER, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 """
 
@@ -95,6 +97,7 @@ class ResumeState:
     # today's accepted orders: (decision bar's end, int64 ns; symbol; notional USD at the decision price)
     turnover: list[tuple[int, str, float]] = field(default_factory=list)
     n_steps: int = 0
+    policy_state: dict | None = None  # the policy's own state after the last step (``StepWriter.policy``)
 
 
 class Journal:
@@ -210,6 +213,8 @@ class Journal:
                 "SELECT s.end_ts, d.symbol, ABS(d.accepted) * d.price FROM decisions d JOIN pnl p ON p.ts = d.ts "
                 "JOIN steps s ON s.ts = d.ts WHERE p.session = ? AND d.accepted != 0 ORDER BY d.ts, d.symbol",
                 (rs.session,)).fetchall()
+        row = c.execute("SELECT state FROM policy ORDER BY ts DESC LIMIT 1").fetchone()
+        rs.policy_state = json.loads(row[0]) if row is not None else None
         rs.last_close = {s: px for s, px in c.execute(
             "SELECT b.symbol, b.close FROM bars b JOIN (SELECT symbol, MAX(ts) AS ts FROM bars GROUP BY symbol) m "
             "ON b.symbol = m.symbol AND b.ts = m.ts")}
@@ -242,7 +247,7 @@ class Journal:
 
 
 _TABLE_KEYS = {"bars": "ts, symbol", "steps": "ts", "decisions": "ts, symbol", "orders": "decision_ts, client_id",
-               "fills": "ts, client_id", "positions": "ts, symbol", "pnl": "ts", "meta": "key"}
+               "fills": "ts, client_id", "positions": "ts, symbol", "pnl": "ts", "meta": "key", "policy": "ts"}
 
 
 def read_table(con: sqlite3.Connection, name: str) -> list[tuple]:
@@ -290,6 +295,11 @@ class StepWriter:
                                    "WHERE client_id = ?", (o.client_id,)).fetchone()
             raise JournalError(f"orders: client id {o.client_id} is already journaled as {old}, now {row} "
                                "(rule: a client order id is used once)") from None
+
+    def policy(self, action: int | None, state: dict) -> None:
+        """The policy's action at this step (None: no decision) and its state after it (JSON), so a
+        restart resumes the policy where it was (its targets, as the env keeps them)."""
+        self.con.execute("INSERT INTO policy VALUES (?, ?, ?)", (self.ts, action, json.dumps(state, sort_keys=True)))
 
     def snapshot(self, session: int, cash: float, positions: dict[str, float], prices: dict[str, float],
                  day_start_equity: float, peak_equity: float, killed: bool) -> float:

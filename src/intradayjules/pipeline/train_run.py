@@ -9,7 +9,9 @@ callback's evaluations, rewritten at each evaluation so a crash keeps them) and 
 ``write_outputs`` adds what a run ships besides the SB3 zip: ``policy.pt`` (TorchScript greedy policy; for
 QR-DQN the risk-aware one),
 ``feature_spec.json``, ``scaler.json`` (the training-session standardisation the env applied) and
-``evaluation.json`` (statistics of the final model on a split).
+``evaluation.json`` (statistics of the final model on a split), and completes ``model.bundle/`` into the
+deployable bundle (``agents/deploy.py``: the same parts plus the config and the observation/action
+layout, each with its sha256) that the registry logs and ``intradayjules paper`` runs.
 
 ``training_run(prepared, run_dir, tracker=...)`` is the whole sequence inside one tracked run (params,
 lineage, metrics by step, artifacts with sha256); every command and experiment that trains a model
@@ -30,6 +32,8 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
+from ..agents.bundle import bundle_path_for
+from ..agents.deploy import complete_bundle, deployable
 from ..agents.export import export_torchscript, save_model
 from ..agents.sb3 import Checkpoint, learn, load_model
 from ..agents.policy import policy_from_model
@@ -153,6 +157,9 @@ def write_outputs(result: TrainResult, prepared: Prepared, cfg: ExperimentConfig
     if prepared.scaler is not None:
         paths["scaler"] = result.run_dir / "scaler.json"
         paths["scaler"].write_text(prepared.scaler.to_json())
+    bundle = bundle_path_for(result.model_path)
+    if deployable(bundle):  # the paper loop's bundle (agents/deploy.py); algorithms without an export stay as they are
+        paths["bundle"] = complete_bundle(bundle, cfg, prepared.env_data)
     stats, _ = evaluate_policy(policy_from_model(model), prepared.env_data, cfg, split)
     ev = result.run_dir / "evaluation.json"
     ev.write_text(json.dumps(json_safe(stats), indent=2, sort_keys=True))

@@ -18,7 +18,7 @@ from .target import TrackingError, TrackingTarget, TrackingUnreachableError, che
 from .registry import (DEFAULT_ALIAS, RegistryError, ResolvedModel, VersionInfo, get_version, list_models,
                        list_versions, log_sb3_model, promote, register_model, resolve_model, resolve_model_uri,
                        write_sha256_sidecar)
-from .loader import load_model, load_policy, load_sb3
+from .loader import ResolvedBundle, load_model, load_policy, load_sb3, resolve_bundle
 from .rerun import LineageMismatchError, plan_rerun, rerun_version
 from .outputs import log_report_outputs, log_training_outputs
 
@@ -26,6 +26,6 @@ __all__ = ["DEFAULT_ALIAS", "IntegrityError", "Lineage", "LineageMismatchError",
            "RunProtocol", "TrackerProtocol",
            "ResolvedModel", "Run", "Tracker", "TrackingError", "TrackingTarget", "TrackingUnreachableError",
            "VersionInfo", "check_reachable", "flatten_config", "get_version", "git_state", "list_models",
-           "list_versions", "load_model", "load_policy", "load_sb3", "log_sb3_model", "log_report_outputs", "log_training_outputs", "make_tracker", "plan_rerun", "promote",
+           "list_versions", "load_model", "load_policy", "load_sb3", "log_sb3_model", "log_report_outputs", "resolve_bundle", "ResolvedBundle", "log_training_outputs", "make_tracker", "plan_rerun", "promote",
            "register_model", "rerun_version", "resolve_model", "resolve_model_uri", "resolve_tracking", "sha256_file",
            "write_sha256_sidecar"]

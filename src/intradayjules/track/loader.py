@@ -17,12 +17,16 @@ SB3 zip is loaded after its checks (a recorded registry digest, a ``<zip>.hmac``
 ``<zip>.sha256`` sidecar, each when it exists, must match). Loading never goes through MLflow's
 ``pyfunc.load_model`` (whose ``MLmodel`` names the code to import).
 
+``resolve_bundle(ref)`` stops short of loading: the verified bundle directory (what a live loop runs,
+``live/policy.py``) and, for a registry reference, the model name, version and run.
+
 ``load_model`` wraps the result in the pyfunc contract (``predict(obs_batch) -> actions``);
 ``load_sb3`` returns the Stable-Baselines3 object itself and therefore always needs ``trust_pickle``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +102,52 @@ def load_policy(ref: str | Path, *, tracker: Any = None, cfg: Any = None, trust_
             raise _refuse(f"model directory {path}")
         return integrity.load_sb3(r.zip_path, trust_pickle=True, algo=r.algo, device=device)
     return _zip_with_bundle(path, trust_pickle, device)
+
+
+@dataclass
+class ResolvedBundle:
+    """A verified policy bundle on local disk and where it came from (``name``/``version``/``run_id`` for a
+    registry or run reference, None for a local path)."""
+
+    ref: str
+    path: Path
+    name: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_bundle(ref: str | Path, *, tracker: Any = None, cfg: Any = None,
+                   dst: str | Path | None = None) -> ResolvedBundle:
+    """The policy bundle ``ref`` names (any reference :func:`load_policy` takes), verified (every file's
+    sha256 against its manifest; for the registry also the manifest against the recorded digest),
+    without loading it. A model without a bundle is an ``IntegrityError`` (no pickle fallback)."""
+    ref = str(ref)
+    if parse_ref(ref)[0] != "path":
+        r = _resolve(ref, tracker, cfg, dst)
+        if r.bundle_path is None:
+            raise _refuse(f"model {ref}")
+        return ResolvedBundle(ref, Path(r.bundle_path), r.name, r.version, r.run_id, dict(r.tags))
+    path = Path(ref)
+    if not path.exists():
+        raise FileNotFoundError(f"model not found: {ref} (and it is not a models:/ or runs:/ reference)")
+    if path.is_file():  # an SB3 zip: the bundle beside it, exported from this zip
+        cand = bundle_path_for(path)
+        if is_bundle(cand):
+            recorded = (verify_bundle(cand).get("source") or {}).get("zip_sha256")
+            if recorded and recorded != sha256_file(path):
+                raise IntegrityError(f"{path} is not the model its bundle {cand} was exported from; refusing it")
+            return ResolvedBundle(ref, cand)
+        raise _refuse(f"model {ref}")
+    for cand in (path, path / RUN_DIR_BUNDLE):
+        if is_bundle(cand):
+            verify_bundle(cand)
+            return ResolvedBundle(ref, cand)
+    if path.is_dir():
+        r = resolve_model(None, ref)  # a pyfunc model directory
+        if r.bundle_path is not None:
+            return ResolvedBundle(ref, Path(r.bundle_path))
+    raise _refuse(f"model {ref}")
 
 
 def load_model(tracker: Any, ref: str, dst: str | Path | None = None, trust_pickle: bool = False) -> SB3Policy:
