@@ -40,6 +40,7 @@ def test_presets_ship_inside_the_package_and_resolve_by_name(tmp_path, monkeypat
     assert {"quickstart", "illiquid_experiment", "illiquid_real", "real_bars"} <= set(preset_names())
     assert "site-packages" in str(preset_path("quickstart")) or "src/intradayjules" in str(preset_path("quickstart"))
     monkeypatch.chdir(tmp_path)  # works from any directory
+    (tmp_path / "quickstart").mkdir()  # a folder named like the preset (a run's output) does not shadow it
     assert load_config(resolve_config_ref("quickstart")).name == "quickstart"
     assert (REPO / "examples/configs/quickstart.yaml").read_text() == preset_path("quickstart").read_text()
     with pytest.raises(ConfigError, match="no preset 'nope'"):

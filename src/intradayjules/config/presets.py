@@ -24,8 +24,9 @@ def preset_path(name: str) -> Path:
 
 
 def resolve_config_ref(ref: str | Path) -> Path:
-    """A config reference from the command line: an existing file, else a preset name."""
+    """A config reference from the command line: an existing file, else a preset name (a folder that
+    happens to carry a preset's name, e.g. a run's output, does not shadow the preset)."""
     p = Path(ref)
-    if p.exists() or p.suffix in (".yaml", ".yml") or len(p.parts) > 1:
+    if p.is_file() or p.suffix in (".yaml", ".yml") or len(p.parts) > 1:
         return p
     return preset_path(str(ref))
