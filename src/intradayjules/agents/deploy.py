@@ -54,7 +54,7 @@ from ..env.simulator import CASH_BOUND, EXPO_BOUND, POS_BOUND
 from ..features.pipeline import feature_spec
 from ..redact import redact_obj
 from ..risk.pretrade_env import panel_bar_seconds, pretrade_limits_for
-from .bundle import MANIFEST, SUPPORTED, BundleError, _sha256, load_policy, read_manifest, verify_bundle
+from .bundle import MANIFEST, SUPPORTED, BundleError, _sha256, is_bundle, load_policy, read_manifest, verify_bundle
 from .export import export_torchscript
 
 DEPLOYMENT_VERSION = 1
@@ -110,8 +110,9 @@ def deployment_section(cfg: ExperimentConfig, env_data: EnvData) -> dict[str, An
 
 
 def deployable(path: str | Path) -> bool:
-    """Whether :func:`complete_bundle` can complete this bundle (its algorithm has a TorchScript export)."""
-    return read_manifest(path).get("algorithm") in SUPPORTED
+    """Whether :func:`complete_bundle` can complete this bundle: there is one (the pickle-free bundle is
+    written for DQN only; other algorithms are signed zips) and its algorithm has a TorchScript export."""
+    return is_bundle(path) and read_manifest(path).get("algorithm") in SUPPORTED
 
 
 def complete_bundle(path: str | Path, cfg: ExperimentConfig, env_data: EnvData) -> Path:
