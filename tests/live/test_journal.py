@@ -175,7 +175,7 @@ def kill_and_restart(bars_file, path: Path, seed: int, kills: int, loop_s: float
         con.close()
 
 
-def _compare(ref: dict, got: dict) -> None:
+def _check_same_journal(ref: dict, got: dict) -> None:
     for t in TABLES:
         assert len(got[t]) == len(ref[t]), t
         assert got[t] == ref[t], t
@@ -188,7 +188,7 @@ def test_killed_and_restarted_loop_matches_uninterrupted_run(bars_file, referenc
     at = kill_and_restart(bars_file, tmp_path / "journal.db", seed=1, kills=3, loop_s=loop_s)
     n = len(ref["steps"])
     assert any(0 < k < n for k in at), at  # at least one kill landed mid-run
-    _compare(ref, _dump(tmp_path / "journal.db"))
+    _check_same_journal(ref, _dump(tmp_path / "journal.db"))
 
 
 @pytest.mark.slow
@@ -196,7 +196,7 @@ def test_killed_and_restarted_loop_matches_uninterrupted_run(bars_file, referenc
 def test_kill_test_more_seeds(bars_file, reference, tmp_path, seed):
     _, ref, loop_s = reference
     kill_and_restart(bars_file, tmp_path / "journal.db", seed=seed, kills=5, loop_s=loop_s)
-    _compare(ref, _dump(tmp_path / "journal.db"))
+    _check_same_journal(ref, _dump(tmp_path / "journal.db"))
 
 
 def test_the_comparison_sees_a_doubled_or_lost_order(reference):
@@ -204,10 +204,10 @@ def test_the_comparison_sees_a_doubled_or_lost_order(reference):
     _, ref, _ = reference
     doubled = {**ref, "orders": ref["orders"] + [("dup",) + ref["orders"][0][1:]]}
     with pytest.raises(AssertionError):
-        _compare(ref, doubled)
+        _check_same_journal(ref, doubled)
     lost = {**ref, "orders": ref["orders"][1:]}
     with pytest.raises(AssertionError):
-        _compare(ref, lost)
+        _check_same_journal(ref, lost)
 
 
 def crash_copy(src: Path, dst: Path, k: int, unsent: bool) -> None:
@@ -257,6 +257,6 @@ def test_restart_after_chosen_crash_points(bars_file, reference, tmp_path):
         assert line.startswith("ready"), (name, p.stderr.read()[-3000:])
         _finish(p)
         try:
-            _compare(ref, _dump(dst))
+            _check_same_journal(ref, _dump(dst))
         except AssertionError as e:
             raise AssertionError(f"restart after step {k} ({name}): {e}") from None

@@ -17,7 +17,7 @@ from intradayjules.agents.deploy import FILES, read_deployment
 from intradayjules.errors import IntegrityError
 from intradayjules.live.policy import DeployedPolicy
 from intradayjules.live.paper import start_paper
-from intradayjules.live.reconcile import backtest, compare, limits_of, paper_fills
+from intradayjules.live.reconcile import backtest, compare, limits_of
 
 
 @pytest.fixture(scope="module")

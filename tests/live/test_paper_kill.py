@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intradayjules.live.journal import read_table
 
-from .test_journal import crash_copy
+from .test_journal import _dump, crash_copy
 
 WORKER = Path(__file__).with_name("paper_worker.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -43,14 +42,6 @@ def _finish(p: subprocess.Popen) -> None:
     assert p.returncode == 0, err[-3000:]
 
 
-def _dump(path: Path) -> dict[str, list[tuple]]:
-    con = sqlite3.connect(str(path))
-    try:
-        return {t: read_table(con, t) for t in TABLES}
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def reference(deployed, tmp_path_factory):
     path = tmp_path_factory.mktemp("paper-ref") / "journal.db"
@@ -64,7 +55,7 @@ def reference(deployed, tmp_path_factory):
     return path, ref, time.monotonic() - t0
 
 
-def _compare(ref: dict, got: dict) -> None:
+def _check_same_journal(ref: dict, got: dict) -> None:
     for t in TABLES:
         assert len(got[t]) == len(ref[t]), t
         assert got[t] == ref[t], t
@@ -96,7 +87,7 @@ def test_killed_paper_loop_resumes_to_the_uninterrupted_journal(deployed, refere
     _, ref, loop_s = reference
     at = _kill_and_restart(deployed, tmp_path / "journal.db", seed=1, kills=3, loop_s=loop_s)
     assert any(0 < k < len(ref["steps"]) for k in at), at
-    _compare(ref, _dump(tmp_path / "journal.db"))
+    _check_same_journal(ref, _dump(tmp_path / "journal.db"))
 
 
 @pytest.mark.slow
@@ -104,7 +95,7 @@ def test_killed_paper_loop_resumes_to_the_uninterrupted_journal(deployed, refere
 def test_paper_kill_more_seeds(deployed, reference, tmp_path, seed):
     _, ref, loop_s = reference
     _kill_and_restart(deployed, tmp_path / "journal.db", seed=seed, kills=4, loop_s=loop_s)
-    _compare(ref, _dump(tmp_path / "journal.db"))
+    _check_same_journal(ref, _dump(tmp_path / "journal.db"))
 
 
 def test_restart_at_chosen_points(deployed, reference, tmp_path):
@@ -130,6 +121,6 @@ def test_restart_at_chosen_points(deployed, reference, tmp_path):
         assert p.stdout.readline().startswith("ready"), name
         _finish(p)
         try:
-            _compare(ref, _dump(dst))
+            _check_same_journal(ref, _dump(dst))
         except AssertionError as e:
             raise AssertionError(f"restart after step {k} ({name}): {e}") from None
