@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from intradayjules.live.journal import read_table
 
-from .test_journal import _dump, crash_copy
+from .test_journal import crash_copy
 
 WORKER = Path(__file__).with_name("paper_worker.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -40,6 +41,14 @@ def _spawn(deployed, journal: Path, speed: float = SPEED) -> subprocess.Popen:
 def _finish(p: subprocess.Popen) -> None:
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
+
+
+def _dump(path: Path) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(str(path))
+    try:
+        return {t: read_table(con, t) for t in TABLES}
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="module")
