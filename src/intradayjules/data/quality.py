@@ -171,8 +171,10 @@ class SplitCounts:
         return out
 
 
-def split_counts(sessions, splits: SplitConfig, warmup: int) -> SplitCounts:
-    """Train / val / test session counts by the rule of ``env.episodes.session_splits``."""
+def split_bounds(sessions, splits: SplitConfig) -> tuple[np.ndarray, int, int]:
+    """The one chronological split rule: sorted unique sessions (datetime64[ns]), the end of train and
+    the end of validation (indices). Fractions of all sessions (floor), or the explicit inclusive
+    ``train_end``/``val_end`` dates when given. ``env.episodes.session_splits`` uses it too."""
     s = np.unique(np.asarray(pd.to_datetime(np.asarray(sessions)), dtype="datetime64[ns]"))
     n = len(s)
     if splits.train_end is not None:
@@ -183,5 +185,11 @@ def split_counts(sessions, splits: SplitConfig, warmup: int) -> SplitCounts:
         n_tv = int(np.searchsorted(s, np.datetime64(splits.val_end, "ns"), side="right"))
     else:
         n_tv = n_train + int(np.floor(splits.val_frac * n))
-    n_tv = max(n_tv, n_train)
+    return s, n_train, max(n_tv, n_train)
+
+
+def split_counts(sessions, splits: SplitConfig, warmup: int) -> SplitCounts:
+    """Train / val / test session counts by :func:`split_bounds` (as ``env.episodes.session_splits``)."""
+    s, n_train, n_tv = split_bounds(sessions, splits)
+    n = len(s)
     return SplitCounts(n, warmup, max(n_train - min(warmup, n_train), 0), n_tv - n_train, n - n_tv)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import MarketConfig, SplitConfig, TierConfig
+from ..data.quality import split_bounds
 from ..data.sessions import schedule
 from ..data.tiers import TIER_CODE, TIERS, liquidity_tiers, tier_as_of
 from ..features.scaler import Scaler
@@ -38,17 +39,7 @@ def session_splits(sessions, splits: SplitConfig, warmup: int = 0) -> dict[str, 
     Fractions of all sessions (floor), or the explicit inclusive ``train_end``/``val_end`` dates when
     given. The first ``warmup`` sessions are dropped from ``train`` (their ADV/tier is not yet known).
     """
-    s = np.unique(np.asarray(pd.to_datetime(np.asarray(sessions)), dtype="datetime64[ns]"))
-    n = len(s)
-    if splits.train_end is not None:
-        n_train = int(np.searchsorted(s, np.datetime64(splits.train_end, "ns"), side="right"))
-    else:
-        n_train = int(np.floor(splits.train_frac * n))
-    if splits.val_end is not None:
-        n_tv = int(np.searchsorted(s, np.datetime64(splits.val_end, "ns"), side="right"))
-    else:
-        n_tv = n_train + int(np.floor(splits.val_frac * n))
-    n_tv = max(n_tv, n_train)
+    s, n_train, n_tv = split_bounds(sessions, splits)
     return {"train": s[min(warmup, n_train):n_train], "val": s[n_train:n_tv], "test": s[n_tv:]}
 
 
