@@ -91,7 +91,7 @@ def _sessions(cfg: SyntheticConfig, calendar: str) -> pd.DataFrame:
     return schedule(calendar, first, last)
 
 
-def _u_shape(x: np.ndarray) -> np.ndarray:
+def u_shape(x: np.ndarray) -> np.ndarray:
     return 1.0 + 2.0 * (2.0 * x - 1.0) ** 2
 
 
@@ -128,7 +128,7 @@ def generate(cfg: SyntheticConfig | None = None, calendar: str = "XNYS") -> Synt
     ts = opens[sess_id] + pos * bar.value
     full_day = int(counts.max())
     x = (pos + 0.5) / full_day  # position in a full session (half days end early)
-    u = _u_shape(x)
+    u = u_shape(x)
     first_bar = pos == 0
 
     seeds = np.random.SeedSequence(cfg.seed).spawn(cfg.n_symbols + 1)

@@ -10,9 +10,16 @@ Stages (each reported through ``progress(stage, message)``):
    content, so a rerun with the same config resumes it (finished trials are not run again).
 4. ``train``: the best trial's parameters, ``agent.total_timesteps`` steps, with the RiskCallback.
 5. ``baseline``: the original set-up (flat 5 bps costs in training, risk profile ``off``), same budget.
-6. ``evaluate``: both on the held-out test sessions under the realistic market model.
+6. ``evaluate``: both on the held-out test sessions under the realistic market model; with
+   ``agent.n_seeds`` > 1 both arms are trained for that many seeds, and the model is compared with the
+   baseline and the reference policies by paired daily P&L with two-level (sessions x seeds) bootstrap
+   intervals (``walk_forward.seed_comparison``).
 7. ``register``: the model becomes a version of ``tracking.registered_model`` with alias ``champion``.
 8. ``report``: ``runs/<name>/report.html`` (and ``report_data.json``, ``summary.json``).
+
+With ``data.splits.mode: walk_forward`` the job is the walk-forward protocol instead
+(``pipeline.walk_forward``): tuning per fold on validation blocks, retraining per fold and seed, and the
+concatenated out-of-sample test P&L with its statistics; nothing is registered.
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ from ..track import make_tracker, register_model
 from ..tune.backend import get_backend
 from ..tune.search import run_search
 from ..tune.space import SearchSpace
+from ..evaluate.metrics import json_safe
 from .illiquid import arm_config
 from .prepare import prepare, run_dir
 from .train_run import train, training_run
+from .walk_forward import WalkForwardResult, run_walk_forward, seed_comparison
 
 Progress = Callable[[str, str], None]
 
@@ -55,6 +64,8 @@ class MainResult:
     tracking_uri: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     feature_hit: bool | None = None
+    comparison: dict | None = None  # agent.n_seeds seeds per arm, paired CIs (pipeline.compare)
+    walk_forward: Any = None  # data.splits.mode walk_forward: the WalkForwardResult
 
 
 def study_name(cfg: ExperimentConfig) -> str:
@@ -63,6 +74,17 @@ def study_name(cfg: ExperimentConfig) -> str:
     parts = cfg.model_dump(mode="json", include={"data", "features", "env", "market", "risk", "agent", "tune"})
     digest = hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=5).hexdigest()
     return f"{cfg.name}-{digest}"
+
+
+def _walk_forward_result(wf: WalkForwardResult, feature_hit: bool | None) -> MainResult:
+    """The main job's result for a walk-forward run (``walk_forward`` holds everything)."""
+    model = wf.oos["table"]["arms"]["model"]
+    last = wf.folds[-1].models[0].model_path
+    return MainResult(wf.run_dir, wf.paths["json"], Path(last) if last else wf.run_dir,
+                      {"mean_daily_pnl_bps": model["mean"], "sd_over_seeds": model["sd"],
+                       "sharpe": wf.oos["sharpe"]["sharpe"], "sessions": wf.oos["n_sessions"]},
+                      {}, {"studies": [f.study for f in wf.folds]}, timings=wf.timings, feature_hit=feature_hit,
+                      comparison=wf.oos["table"], walk_forward=wf)
 
 
 def _eval_summary(stats: dict, res) -> dict:
@@ -93,6 +115,9 @@ def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = Non
                     f"symbols {', '.join(prepared.env_data.symbols)}")
     out = run_dir(cfg)
     (out / "config.yaml").write_text(dump_config(cfg))
+    if cfg.data.splits.mode == "walk_forward":  # tune per fold, retrain per fold x seed, OOS statistics
+        wf = run_walk_forward(cfg, study=study_name(cfg), prepared=prepared, out=out, track=track, progress=say)
+        return _walk_forward_result(wf, prepared.feature_hit)
 
     t0 = time.perf_counter()
     name = study_name(cfg)
@@ -126,6 +151,13 @@ def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = Non
                                      eval_cfg, "test")
     b_stats, b_res = evaluate_policy(policy_from_model(load_model(base_res.model_path)), prepared.env_data,
                                      eval_cfg, "test")
+    if cfg.agent.n_seeds > 1:
+        say("seeds", f"training {cfg.agent.n_seeds - 1} more seed(s) of the model and of the baseline")
+    comparison = seed_comparison(prepared, {"model": (best_cfg, model.result), "baseline": (base_cfg, base_res)},
+                                 cfg.agent.n_seeds, out, eval_cfg)
+    for c in comparison["contrasts"]:
+        say("evaluate", f"{c['a']} - {c['b']}: {c['mean_diff_bps']:+.2f} bps/day "
+                        f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] ({c['verdict']})")
     timings["evaluate_s"] = time.perf_counter() - t0
 
     registered = None
@@ -145,6 +177,7 @@ def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = Non
         "summary": (f"Model (tuned, risk-aware) vs baseline (original set-up) on {m_stats['sessions']} held-out "
                     f"sessions under the realistic market model."),
         "evaluation": {"model": _eval_summary(m_stats, m_res), "baseline": _eval_summary(b_stats, b_res)},
+        "comparison": comparison,
         "training": model.result.evaluations,
         "tuning": {"study": result.study, "backend": result.backend, "wall_s": result.wall_s,
                    "best_value": result.best_value, "best_params": result.best_params, **details},
@@ -158,10 +191,11 @@ def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = Non
     tracking_uri = tracker.uri if track else None
     summary = {"run_dir": str(out), "report": str(report), "model": str(model.result.model_path),
                "evaluation": str(model.paths["evaluation"]), "registered": registered, "timings": timings,
-               "feature_hit": prepared.feature_hit, "study": result.study, "tracking_uri": tracking_uri}
+               "feature_hit": prepared.feature_hit, "study": result.study, "tracking_uri": tracking_uri,
+               "comparison": json_safe(comparison)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return MainResult(out, report, model.result.model_path, m_stats, b_stats,
                       {"study": result.study, "best_value": result.best_value, "n_complete": result.n_complete,
                        "n_pruned": result.n_pruned, "n_failed": result.n_failed},
                       registered, registered["run_id"] if registered else None, tracking_uri, timings,
-                      prepared.feature_hit)
+                      prepared.feature_hit, comparison)

@@ -234,3 +234,18 @@ def write_outputs(res: WalkForwardResult, cfg: ExperimentConfig) -> dict[str, Pa
                "oos": oos, "timings": res.timings}
     paths["json"].write_text(json.dumps(json_safe(payload), indent=2, default=str))
     return paths
+
+
+def seed_comparison(prepared: Prepared, arms: Mapping[str, tuple[ExperimentConfig, Any]], n_seeds: int,
+                    out: Path, eval_cfg: ExperimentConfig, split: str = "test",
+                    references: References | None = None) -> dict[str, Any]:
+    """Arms ``name -> (config, trained seed-0 TrainResult)``: train seeds 1..n-1 of each, evaluate every
+    model and the reference policies on ``split`` under ``eval_cfg``, and compare (``compare
+    .comparison_table``: each arm against each reference, and the arms in the given order)."""
+    records = {name: train_arm(prepared, c, name, n_seeds, out / "seeds", split=split, eval_cfg=eval_cfg,
+                               first=first) for name, (c, first) in arms.items()}
+    refs = reference_records((references or default_references)(prepared.env_data, eval_cfg), prepared.env_data,
+                             eval_cfg, split)
+    names = list(arms)
+    return comparison_table(records, refs, pairs=[(names[0], b) for b in names[1:]])
+
