@@ -98,6 +98,24 @@ def test_shaping_off_with_the_wrapper_on_is_the_unshaped_reward(prepared_small):
     assert not np.allclose(rewards["shaped"], rewards["plain"])  # shaping on does change the reward
 
 
+def test_a_run_whose_stop_rule_never_fires_is_the_run_without_it(prepared_small, tmp_path):
+    """The basis of the ablation's reuse of early-stop-on runs for the off cells."""
+    from intradayjules.pipeline.compare import train_arm
+
+    cfg = prepared_small.cfg.model_copy(update={"agent": prepared_small.cfg.agent.model_copy(
+        update={"learning_starts": 100, "total_timesteps": 400})})
+    cfg = cfg.model_copy(update={"risk": cfg.risk.model_copy(update={"eval_freq": 200})})
+    runs = {cell: train_arm(prepared_small, cell_config(cfg, cell, 0), cell.replace("/", "-"), 1, tmp_path,
+                            split="val", timesteps=400)[0] for cell in ("realistic/off/on", "realistic/off/off")}
+    on, off = runs["realistic/off/on"], runs["realistic/off/off"]
+    assert not on.stopped_early  # 2 evaluations < patience 5: the rule cannot fire
+    pd.testing.assert_frame_equal(on.daily, off.daily)
+    from intradayjules.agents.dqn import load_model
+
+    a, b = (load_model(r.model_path).policy.state_dict() for r in (on, off))
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
 def _record(cell: str, seed: int, pnl: float, notional: float, illiquid: float, trades: float = 2.0,
             days: int = 6) -> RunRecord:
     sessions = [f"2025-03-{d:02d}" for d in range(3, 3 + days)]

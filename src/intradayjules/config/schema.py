@@ -68,7 +68,7 @@ class SplitConfig(Section):
     ADV warm-up (``expanding``) or ``train_sessions`` earlier (``rolling``). Defaults for the sizes (after
     the warm-up, ``U`` usable sessions): ``test_sessions = floor((U - floor(train_frac * U) - 2 embargo) /
     (folds + 1))``, ``val_sessions = test_sessions``, rolling ``train_sessions`` = fold 0's training length.
-    See docs/configuration.md ("Walk-forward") and env/episodes.py ``fold_splits``.
+    See docs/protocol.md and env/episodes.py ``fold_splits``.
     """
 
     mode: Literal["fixed", "walk_forward"] = Field(
@@ -87,7 +87,8 @@ class SplitConfig(Section):
     val_sessions: int | None = Field(None, ge=1, description="walk_forward: sessions per validation block "
                                      "(None: test_sessions)")
     test_sessions: int | None = Field(None, ge=1, description="walk_forward: sessions per test block (None: "
-                                      "derived, see above)")
+                                      "(U - floor(train_frac U) - 2 embargo) // (folds + 1), U = sessions after "
+                                      "the ADV warm-up)")
     embargo: int = Field(0, ge=0, description="walk_forward: sessions left out between train and val and "
                          "between val and test")
     fold: int | None = Field(None, ge=0, description="walk_forward: the fold a run trains and evaluates on "

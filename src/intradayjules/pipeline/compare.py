@@ -91,7 +91,8 @@ class RunRecord:
                 "illiquid_trade_share": _share(d["notional_illiquid"].sum(), d["notional"].sum()),
                 "illiquid_order_share": _share(d["ordered_illiquid"].sum(), d["ordered"].sum()),
                 "trades": float(d["trades"].sum()), "sessions": len(d), "timesteps": self.timesteps,
-                "stopped_early": self.stopped_early, "model": self.model_path}
+                "stopped_early": self.stopped_early, "model": self.model_path,
+                "reused_from": self.stats.get("reused_from")}
 
 
 def _share(num: float, den: float) -> float:

@@ -23,6 +23,11 @@ Per cell (mean +- sd over seeds and per seed): ``illiquid_trade_share`` (filled 
 filled notional, fills and the end-of-session flatten), ``illiquid_order_share`` (the same over the notional
 the agent asked for), mean daily net P&L (bps of initial cash), fills, and how many runs stopped early.
 
+Compute: a run with early stopping on that never stopped *is* the same run with it off (same seed, same
+config apart from the stop rule; the callback's evaluations use their own env and greedy actions, so they
+change nothing in training: tested), so the ``off`` cell reuses it (``stats["reused_from"]``) and only
+runs that did stop are trained again without the rule.
+
 Main effect of a factor: the mean over the 4 cells with it ``on`` minus the mean over the 4 with it ``off``,
 for daily P&L and fills (``evaluate.seeds.contrast``) and for the two shares (``ratio_contrast``: ratio of
 summed notionals per cell), each with a two-level (sessions x seeds) bootstrap interval. An effect counts
@@ -95,12 +100,30 @@ def run(cfg: ExperimentConfig, seeds: int | None = None, out_dir: str | Path | N
     out = Path(out_dir) if out_dir else run_dir(cfg, f"{cfg.name}-illiquid-ablation")
     eval_cfg = realistic(cfg)
     records: dict[str, list[RunRecord]] = {}
-    for cell in cells or list(CELLS):
+    todo = cells or list(CELLS)
+    # early stop "on" cells first: a run that never stopped is the "off" cell's run (below)
+    for cell in sorted(todo, key=lambda c: CELLS[c]["early_stop"] != "on"):
         ccfg = cell_config(cfg, cell, cfg.agent.seed)
-        records[cell] = train_arm(prepared, ccfg, cell.replace("/", "-"), n_seeds, out, split="test",
-                                  eval_cfg=eval_cfg, timesteps=timesteps, progress=progress)
+        twin = cell.rsplit("/", 1)[0] + "/on"
+        if CELLS[cell]["early_stop"] == "off" and twin in records:
+            records[cell] = [_reuse(r, cell) if not r.stopped_early else None for r in records[twin]]
+            for k, r in enumerate(records[cell]):
+                if r is None:
+                    seed_cfg = ccfg.model_copy(update={"agent": ccfg.agent.model_copy(
+                        update={"seed": ccfg.agent.seed + k})})
+                    r = train_arm(prepared, seed_cfg, f"{cell.replace('/', '-')}-s{k}", 1, out, split="test",
+                                  eval_cfg=eval_cfg, timesteps=timesteps)[0]
+                    r.seed = k
+                    records[cell][k] = r
+                r.arm = cell
+                if progress:
+                    progress(r)
+        else:
+            records[cell] = train_arm(prepared, ccfg, cell.replace("/", "-"), n_seeds, out, split="test",
+                                      eval_cfg=eval_cfg, timesteps=timesteps, progress=progress)
         for r in records[cell]:
             r.arm = cell
+    records = {c: records[c] for c in todo}
     summary = summarize(records)
     summary["config"] = {"name": cfg.name, "symbols": list(prepared.env_data.symbols), "seeds": n_seeds,
                          "timesteps": int(timesteps or cfg.agent.total_timesteps),
@@ -111,6 +134,12 @@ def run(cfg: ExperimentConfig, seeds: int | None = None, out_dir: str | Path | N
     summary["path"] = str(path)
     path.write_text(json.dumps(json_safe(summary), indent=2, default=float))
     return summary
+
+
+def _reuse(r: RunRecord, cell: str) -> RunRecord:
+    """The early-stop-off twin of a run that never stopped: the same run (same seed and config apart from
+    the stop rule, which never fired; the callback only evaluates). Marked ``reused_from``."""
+    return RunRecord(cell, r.seed, r.daily, {**r.stats, "reused_from": r.arm}, r.model_path, r.timesteps, False)
 
 
 def _cell_stats(rs: list[RunRecord]) -> dict[str, Any]:
