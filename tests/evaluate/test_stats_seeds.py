@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from intradayjules.evaluate.paired import paired_comparison
-from intradayjules.evaluate.seeds import (arm_summary, contrast, difference, main_effect_weights, ratio_contrast,
+from intradayjules.evaluate.seeds import (arm_summary, difference, main_effect_weights, ratio_contrast,
                                           resampled_means)
 
 

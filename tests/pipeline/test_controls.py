@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from intradayjules.config import config_from_dict
-from intradayjules.pipeline.compare import RunRecord, realistic
+from intradayjules.pipeline.compare import realistic
 from intradayjules.pipeline.controls import control_row, edge_oracle, expected_edge, oracle_pnl, run_controls
 from intradayjules.pipeline.prepare import prepare
 from intradayjules.pipeline.walk_forward import FoldResult, WalkForwardResult
