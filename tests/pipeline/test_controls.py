@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from intradayjules.config import config_from_dict
@@ -109,3 +110,35 @@ def test_negative_control_finds_nothing_on_a_small_budget(tmp_path):
     assert row["passed"] is True
     # the expected edge of a null market is the cost of trading it
     assert row["expected"]["gross_bps_per_day"] == 0.0 and row["expected"]["net_bps_per_day"] < 0
+
+
+def _move_bps(frame, symbol):
+    d = frame[frame["symbol"] == symbol]
+    lc, lo = np.log(d["close"].to_numpy()), np.log(d["open"].to_numpy())
+    pos = d.groupby("session").cumcount().to_numpy()
+    prev = np.r_[np.nan, np.nan, lc[1:-1] - lc[:-2]]
+    ok = pos >= 2
+    x = np.sign(prev[ok]) * (lc - lo)[ok] * 1e4
+    return x.mean(), x.std(ddof=1) / np.sqrt(len(x))
+
+
+def test_plant_edge_in_bars_adds_exactly_the_rule_and_nothing_else():
+    from intradayjules.config import SyntheticConfig
+    from intradayjules.data.bars import find_problems
+    from intradayjules.data.synthetic import generate
+    from intradayjules.pipeline.controls import plant_edge_in_bars
+
+    frame = generate(SyntheticConfig(n_symbols=3, days=60, seed=5)).bars.frame
+    out = plant_edge_in_bars(frame, ["LQ01"], 5.0)
+    assert find_problems(out) == []
+    m, se = _move_bps(out, "LQ01")
+    m0, se0 = _move_bps(frame, "LQ01")
+    assert abs((m - m0) - 5.0) < 0.05 and se < 0.5  # the same noise: the difference is the edge itself
+    other = out["symbol"] != "LQ01"
+    pd.testing.assert_frame_equal(out[other], frame[other])
+    # close-to-close log returns change by exactly +-edge on bars 2.. of a session, by 0 elsewhere
+    a, b = (np.log(f.loc[f["symbol"] == "LQ01", "close"].to_numpy()) for f in (frame, out))
+    step = np.round((np.diff(b) - np.diff(a)) * 1e4, 6)
+    pos = frame[frame["symbol"] == "LQ01"].groupby("session").cumcount().to_numpy()[1:]
+    assert set(np.unique(step[pos >= 2])) <= {-5.0, 0.0, 5.0} and (step[pos < 2] == 0).all()
+    assert (np.abs(step[pos >= 2]) == 5.0).mean() > 0.95  # zero only after an unchanged close

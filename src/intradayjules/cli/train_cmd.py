@@ -201,6 +201,8 @@ def controls(
                                       "else 6)"),
     only: str | None = typer.Option(None, "--only", help="positive | negative (default: both)"),
     timesteps: int | None = typer.Option(None, "--timesteps", help="override agent.total_timesteps"),
+    data: Path | None = typer.Option(None, "--data", help="your own bars (single-asset env): the edge is planted "
+                                     "in env.symbols[0] for the positive control"),
     out: Path | None = typer.Option(None, "--out"),
 ) -> None:
     """Positive control (a planted edge must be found) and negative control (nothing in a null market)."""
@@ -215,7 +217,7 @@ def controls(
 
     try:
         res = run_controls(cfg, edge_bps=edge, which=(only,) if only else ("positive", "negative"), out=out,
-                           progress=say, timesteps=timesteps)
+                           progress=say, timesteps=timesteps, data_path=data)
     except (IntradayJulesError, ValueError) as e:
         raise fail(str(e)) from None
     table = Table(title="controls: walk-forward out-of-sample (concatenated test blocks, realistic costs)")

@@ -10,6 +10,10 @@ everything else, the seed of the market included, is the same.
   it: the edge expected net of costs (``expected_edge``, from the generator's parameters and the cost model's
   inputs on those sessions) and what the rule that holds the sign of the last printed return
   (``edge_oracle``) measurably earns in the env on the same sessions.
+* On **your own bars** (single-asset, ``data.source: path``): the positive control plants the same edge in
+  the env's symbol (``plant_edge_in_bars``: same rule on printed closes, the shift carried forward), the
+  negative control runs on the bars as they are; the expected-edge formula needs the generator, so only the
+  oracle's measured P&L is shown there.
 * **Negative control** (edge off): passes when no fold's selection is significant by the deflated Sharpe
   ratio (``p >= alpha``) and the model does not beat ``flat`` (interval not above 0); the PBO of each fold's
   selection is reported.
@@ -43,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import ExperimentConfig, apply_overrides
+from ..data import load_data
 from ..data.synthetic import TIER_PARAMS, u_shape
 from ..env import EnvData
 from ..env.rollout import Policy
@@ -121,16 +126,71 @@ def oracle_pnl(cfg: ExperimentConfig, env_data: EnvData, split: str = "test") ->
     return daily
 
 
+def plant_edge_in_bars(frame: pd.DataFrame, symbols: list[str], edge_bps: float) -> pd.DataFrame:
+    """Bars (canonical table, e.g. real ones) with the planted edge in ``symbols``: from the third bar of a
+    session on, a traded bar's close moves ``edge_bps`` further in the direction of the previous bar's
+    printed close-to-close return (``plant_edge``'s rule on printed prices). The shift carries forward (the
+    next bars and sessions are scaled by it), so every other return of the series is unchanged; open, high
+    and low follow the shift in force when they printed."""
+    out = frame.copy()
+    e = edge_bps * 1e-4
+    for sym in symbols:
+        rows = np.flatnonzero((out["symbol"] == sym).to_numpy())
+        if not len(rows):
+            raise ValueError(f"plant_edge_in_bars: no bars for symbol {sym!r}")
+        lc = np.log(out["close"].to_numpy()[rows])
+        pos = out.iloc[rows].groupby("session").cumcount().to_numpy()
+        stale = out["stale"].to_numpy()[rows]
+        off = np.zeros(len(rows))  # cumulative log shift after bar k
+        new = lc.copy()
+        for k in range(len(rows)):
+            prev_off = off[k - 1] if k else 0.0
+            step = 0.0
+            if pos[k] >= 2 and not stale[k]:
+                d = new[k - 1] - new[k - 2]
+                step = e if d > 0 else -e if d < 0 else 0.0
+            off[k] = prev_off + step
+            new[k] = lc[k] + off[k]
+        before = np.r_[0.0, off[:-1]]
+        o = out["open"].to_numpy()[rows] * np.exp(before)
+        c = np.exp(new)
+        hi = np.maximum(np.maximum(o, c), out["high"].to_numpy()[rows] * np.exp(np.maximum(before, off)))
+        lo = np.minimum(np.minimum(o, c), out["low"].to_numpy()[rows] * np.exp(np.minimum(before, off)))
+        for col, v in (("open", o), ("high", hi), ("low", lo), ("close", c)):
+            out.loc[out.index[rows], col] = v
+    return out
+
+
 def _control_config(cfg: ExperimentConfig, edge: float, suffix: str) -> ExperimentConfig:
     return apply_overrides(cfg, {"data.synthetic.edge_bps": edge, "name": f"{cfg.name}-{suffix}"})
 
 
+def _real_control(cfg: ExperimentConfig, data_path, edge: float, kind: str, out: Path) -> tuple[ExperimentConfig, Any]:
+    """Real bars for a control: unchanged (negative) or with the edge planted in the env's symbol
+    (positive), written to ``out/<kind>-bars.parquet``; returns the config and the data path to use."""
+    c = apply_overrides(cfg, {"name": f"{cfg.name}-{kind}"})
+    if kind == "negative" or edge == 0:
+        return c, data_path
+    bars, _ = load_data(cfg, data_path)
+    symbols = list(cfg.env.symbols or [])
+    if cfg.env.mode != "single" or len(symbols) != 1:
+        raise ValueError("a control on your own bars needs env.mode: single and env.symbols: [SYMBOL] (the "
+                         "symbol that gets the planted edge)")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{kind}-bars.parquet"
+    plant_edge_in_bars(bars.frame, symbols, edge).to_parquet(path, index=False)
+    return apply_overrides(c, {"data.path": str(path), "data.symbols": None}), path
+
+
 def run_controls(cfg: ExperimentConfig, *, edge_bps: float | None = None, which=("positive", "negative"),
                  out: Path | None = None, progress: Callable[[str, str], None] | None = None,
-                 track: bool = False, timesteps: int | None = None) -> dict[str, Any]:
-    """Run the controls (module docstring); returns and writes ``controls.json`` with the table rows."""
-    if cfg.data.source != "synthetic":
-        raise ValueError("controls need the synthetic market (data.source: synthetic): the edge is planted there")
+                 track: bool = False, timesteps: int | None = None, data_path=None) -> dict[str, Any]:
+    """Run the controls (module docstring); returns and writes ``controls.json`` with the table rows.
+
+    On the synthetic market the generator plants the edge. On your own bars (``data.source: path`` or
+    ``data_path``), single-asset: the positive control plants it in the env's symbol
+    (``plant_edge_in_bars``), the negative control uses the bars as they are."""
+    real = data_path is not None or cfg.data.source != "synthetic"
     if cfg.data.splits.mode != "walk_forward":
         raise ValueError("controls run the walk-forward protocol: set data.splits.mode: walk_forward")
     say = progress or (lambda stage, msg: None)
@@ -138,20 +198,26 @@ def run_controls(cfg: ExperimentConfig, *, edge_bps: float | None = None, which=
     out = out or run_dir(cfg, f"{cfg.name}-controls")
     rows: dict[str, Any] = {}
     for kind in which:
-        c = _control_config(cfg, edge if kind == "positive" else 0.0, kind)
-        say("control", f"{kind}: edge {c.data.synthetic.edge_bps:g} bps/bar, {c.data.splits.folds} folds x "
-                       f"{c.agent.n_seeds} seeds")
-        prepared = prepare(c)
+        e = edge if kind == "positive" else 0.0
+        if real:
+            c, path = _real_control(cfg, data_path, e, kind, out)
+            c = apply_overrides(c, {"data.synthetic.edge_bps": e})  # records the planted edge for the row
+        else:
+            c, path = _control_config(cfg, e, kind), None
+        say("control", f"{kind}: edge {e:g} bps/bar{' planted in ' + str(path) if real and e else ''}, "
+                       f"{c.data.splits.folds} folds x {c.agent.n_seeds} seeds")
+        prepared = prepare(c, path)
         res = run_walk_forward(c, study=study_name(c), prepared=prepared, out=out / kind, track=track,
-                               progress=progress, timesteps=timesteps)
-        rows[kind] = control_row(kind, c, prepared, res)
+                               progress=progress, timesteps=timesteps, data_path=path)
+        rows[kind] = control_row(kind, c, prepared, res, real=real)
         say("control", f"{kind}: {rows[kind]['verdict']}")
     path = out / "controls.json"
     path.write_text(json.dumps(json_safe(rows), indent=2, default=float))
     return {"rows": rows, "path": str(path)}
 
 
-def control_row(kind: str, cfg: ExperimentConfig, prepared, res: WalkForwardResult) -> dict[str, Any]:
+def control_row(kind: str, cfg: ExperimentConfig, prepared, res: WalkForwardResult,
+                real: bool = False) -> dict[str, Any]:
     """One row of the controls table from a walk-forward result."""
     oos = res.oos
     contrasts = {c["b"]: c for c in oos["table"]["contrasts"]}
@@ -167,7 +233,8 @@ def control_row(kind: str, cfg: ExperimentConfig, prepared, res: WalkForwardResu
         "psr_vs_0": oos["psr_vs_0"], "run_dir": str(res.run_dir)}
     if cfg.env.mode == "single":
         sessions = [str(s) for s in oos["sessions"]]
-        row["expected"] = expected_edge(cfg, prepared.env_data, sessions)
+        if not real:
+            row["expected"] = expected_edge(cfg, prepared.env_data, sessions)
         oracle = pd.concat([oracle_pnl(cfg, prepared.for_fold(f.fold).env_data) for f in res.folds])
         row["oracle_mean_bps"] = float(oracle["pnl"].mean())
         row["oracle_sd_bps"] = float(oracle["pnl"].std(ddof=1))

@@ -143,6 +143,8 @@ def run_walk_forward(cfg: ExperimentConfig, *, study: str, prepared: Prepared | 
                     f"val {sessions['val'][0]}..{sessions['val'][1]}, test {sessions['test'][0]}.."
                     f"{sessions['test'][1]}")
         fold_cfg = fold_config(cfg, i, f"{study}-fold{i}")
+        if data_path is not None:  # the trials (other processes) load the same bars
+            fold_cfg = apply_overrides(fold_cfg, {"tune.data_path": str(Path(data_path).resolve())})
         best_cfg, best_params, best_value, counts, selection = fold_cfg, {}, None, {}, {}
         if cfg.tune.n_trials > 0:
             t0 = time.perf_counter()
