@@ -170,13 +170,17 @@ def test_one_tiny_run_trains_all_cells_and_evaluates_them_under_realistic_costs(
                        risk={"eval_freq": 100, "eval_episodes": 1})
     seen = []
     summary = exp.run(cfg, seeds=1, out_dir=tmp_path / "exp", timesteps=600, progress=seen.append)
-    assert sorted(r.arm for r in seen) == sorted(c.replace("/", "-") for c in CELLS)
+    assert sorted(r.arm for r in seen) == sorted(CELLS)
     for r in seen:
         d = r.daily
         assert (d["notional_illiquid"] <= d["notional"] + 1e-9).all() and r.timesteps <= 600
-    # each cell trained with its own market model ...
-    assert "model: flat" in (tmp_path / "exp" / "flat-off-off-seed0" / "config.yaml").read_text()
+    # each cell trained with its own market model (the early-stop-off cells reuse runs that never stopped)
+    assert "model: flat" in (tmp_path / "exp" / "flat-off-on-seed0" / "config.yaml").read_text()
     assert "model: realistic" in (tmp_path / "exp" / "realistic-on-on-seed0" / "config.yaml").read_text()
+    for r in seen:
+        if CELLS[r.arm]["early_stop"] == "off":
+            twin = next(x for x in seen if x.arm == r.arm.rsplit("/", 1)[0] + "/on")
+            assert (r.stats.get("reused_from") == twin.arm) is (not twin.stopped_early)
     # ... and was evaluated under the realistic one: costs split into spread and impact (flat has none)
     for r in seen:
         if r.stats["n_trades"]:

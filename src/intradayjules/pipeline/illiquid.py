@@ -119,8 +119,9 @@ def run(cfg: ExperimentConfig, seeds: int | None = None, out_dir: str | Path | N
                 if progress:
                     progress(r)
         else:
+            named = (lambda r, c=cell: progress(_as_cell(r, c))) if progress else None
             records[cell] = train_arm(prepared, ccfg, cell.replace("/", "-"), n_seeds, out, split="test",
-                                      eval_cfg=eval_cfg, timesteps=timesteps, progress=progress)
+                                      eval_cfg=eval_cfg, timesteps=timesteps, progress=named)
         for r in records[cell]:
             r.arm = cell
     records = {c: records[c] for c in todo}
@@ -134,6 +135,11 @@ def run(cfg: ExperimentConfig, seeds: int | None = None, out_dir: str | Path | N
     summary["path"] = str(path)
     path.write_text(json.dumps(json_safe(summary), indent=2, default=float))
     return summary
+
+
+def _as_cell(r: RunRecord, cell: str) -> RunRecord:
+    r.arm = cell
+    return r
 
 
 def _reuse(r: RunRecord, cell: str) -> RunRecord:
