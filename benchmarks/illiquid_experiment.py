@@ -1,12 +1,11 @@
-"""Benchmark: the illiquid experiment (issue 5), printed as a table.
+"""Benchmark: the illiquid ablation (issues 5 and 14), printed as tables.
 
-Trains (a) ``original`` (flat 5 bps costs in training, no risk shaping) and (b) ``risk_aware`` (realistic
-market model, ``balanced`` risk profile) for ``--seeds`` seeds with the same budget, evaluates every
-model on the held-out test sessions under the realistic market model, and prints per arm and seed the
-illiquid trade share (traded notional in illiquid names / all traded notional, fills incl. the
-end-of-session flatten), the illiquid order share (the same over the notional the agent *asked* for),
-net Sharpe (daily, 252), total return and trade count, then the means and the target:
-mean illiquid_trade_share of (b) <= 20 % of (a)'s, and mean net Sharpe of (b) >= (a)'s.
+A 2 x 2 x 2 factorial (``pipeline/illiquid.py``): training cost model (flat / realistic) x reward shaping
+with the illiquid multiplier (off / on) x early stopping (off / on), ``--seeds`` seeds per cell, the same
+budget, every model evaluated on the held-out test sessions under the realistic market model. Prints per
+cell the illiquid trade share (filled notional), the illiquid order share (what the agent asked for), mean
+daily net P&L (bps of initial cash) and fills, mean +- sd over seeds; then each factor's main effect
+(on minus off) with its two-level (sessions x seeds) bootstrap 95 % interval.
 
 Reference policies on the same test sessions and market model (no training): ``no_trade`` (always the
 no-op) and ``random_liquid`` (a seeded random policy that trades only liquid names, 30 % of steps).
@@ -14,10 +13,10 @@ no-op) and ``random_liquid`` (a seeded random policy that trades only liquid nam
 Usage::
 
     nice -n 10 .venv/bin/python benchmarks/illiquid_experiment.py [--config examples/configs/illiquid_experiment.yaml]
-        [--seeds 3] [--timesteps 150000] [--data PATH] [--out DIR] [--no-reference]
+        [--seeds 3] [--timesteps 30000] [--data PATH] [--out DIR] [--no-reference]
 
 Real data: ``--config examples/configs/illiquid_real.yaml --data ../shared/data/intraday_5min``.
-Writes ``illiquid_experiment.json`` in ``--out`` (default ``runs/<name>-illiquid-experiment``).
+Writes ``illiquid_ablation.json`` in ``--out`` (default ``runs/<name>-illiquid-ablation``).
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ def reference_policies(prepared, cfg, seed: int = 0) -> dict[str, dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(REPO / "examples/configs/illiquid_experiment.yaml"))
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per cell (default agent.n_seeds)")
     ap.add_argument("--timesteps", type=int, default=None, help="override agent.total_timesteps")
     ap.add_argument("--data", default=None, help="bars folder/file instead of the config's data")
     ap.add_argument("--out", default=None)
@@ -74,25 +73,26 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     t0 = time.perf_counter()
-    print(f"illiquid experiment: {args.config}, {args.seeds} seed(s), "
+    print(f"illiquid ablation: {args.config}, {args.seeds or cfg.agent.n_seeds} seed(s) per cell, "
           f"{args.timesteps or cfg.agent.total_timesteps} timesteps per run", flush=True)
-    head = f"{'arm':<11}{'seed':>5}{'illiq.share':>12}{'illiq.orders':>13}{'net Sharpe':>11}{'return':>9}{'trades':>8}{'steps':>8}"
-    print(head, flush=True)
 
     def row(r) -> None:
-        print(f"{r.arm:<11}{r.seed:>5}{_fmt(r.illiquid_trade_share):>12}{_fmt(r.illiquid_order_share):>13}"
-              f"{_fmt(r.sharpe, '.2f'):>11}{_fmt(r.total_return, '.4f'):>9}{r.n_trades:>8}{r.timesteps:>8}", flush=True)
+        s = r.summary()
+        print(f"{r.arm:<22}{r.seed:>5}{_fmt(s['illiquid_trade_share']):>12}{_fmt(s['illiquid_order_share']):>13}"
+              f"{_fmt(s['mean_daily_pnl_bps'], '+.2f'):>11}{s['trades']:>8.0f}{r.timesteps:>8}"
+              f"{' stopped' if r.stopped_early else ''}{' (reused)' if s['reused_from'] else ''}", flush=True)
 
+    print(f"{'cell':<22}{'seed':>5}{'illiq.share':>12}{'illiq.orders':>13}{'bps/day':>11}{'fills':>8}{'steps':>8}")
     summary = exp.run(cfg, args.seeds, args.out, args.data, args.timesteps, progress=row)
-    print("\nmeans over seeds (test sessions, realistic market model)")
-    print(f"{'arm':<11}{'':>5}{'illiq.share':>12}{'illiq.orders':>13}{'net Sharpe':>11}{'return':>9}{'trades':>8}")
-    for arm, m in summary["means"].items():
-        print(f"{arm:<11}{'':>5}{_fmt(m['illiquid_trade_share']):>12}{_fmt(m['illiquid_order_share']):>13}"
-              f"{_fmt(m['sharpe'], '.2f'):>11}{_fmt(m['total_return'], '.4f'):>9}{_fmt(m['n_trades'], '.0f'):>8}")
-    t = summary["target"]
-    print(f"\ntarget: risk_aware illiquid share / original = {_fmt(t['illiquid_share_ratio'])} (<= 0.20: "
-          f"{t['illiquid_share_at_most_20pct_of_original']}); Sharpe no worse: {t['sharpe_no_worse']}; "
-          f"met: {t['met']}")
+    print("\nper cell, mean +- sd over seeds (test sessions, realistic market model)")
+    for cell, m in summary["cells"].items():
+        print(f"{cell:<22} " + "  ".join(f"{k} {m[k]['mean']:.3f} +- {m[k]['sd']:.3f}" for k in
+                                         ("illiquid_trade_share", "illiquid_order_share", "mean_daily_pnl_bps",
+                                          "trades")) + f"  stopped {m['stopped_early']}/{m['n_runs']}")
+    print("\nmain effects (on minus off, 95 % two-level bootstrap CI)")
+    for factor, e in summary.get("main_effects", {}).items():
+        print(f"{factor:<11} " + "  ".join(f"{k} {c['mean_diff_bps']:+.3g} [{c['ci_low']:+.3g}, {c['ci_high']:+.3g}]"
+                                           for k, c in e.items()))
     if not args.no_reference:
         from intradayjules.pipeline.prepare import prepare
 

@@ -118,3 +118,42 @@ def test_more_days_than_the_calendar_holds_is_a_config_error_naming_the_setting(
                           "--days", "100000", "--out", str(tmp_path / "syn")], capture_output=True, text=True,
                          env=env)
     assert out.returncode == 2 and "data.synthetic.days" in out.stderr and "Traceback" not in out.stderr
+# ------------------------------------------------------------------------------- the planted edge
+def _conditional_move_bps(frame: pd.DataFrame, symbol: str) -> tuple[float, float]:
+    """Mean of sign(previous bar's printed log return) x (log close - log open of the bar), bars 2.. of each
+    session, in bps, and its standard error: an estimate of the planted edge from the bars alone."""
+    d = frame[frame["symbol"] == symbol]
+    lc, lo = np.log(d["close"].to_numpy()), np.log(d["open"].to_numpy())
+    pos = d.groupby("session").cumcount().to_numpy()
+    prev = np.r_[np.nan, np.nan, lc[1:-1] - lc[:-2]]  # printed return of bar k-1 (same session when pos >= 2)
+    ok = pos >= 2
+    x = np.sign(prev[ok]) * (lc - lo)[ok] * 1e4
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def test_planted_edge_is_measurable_from_the_bars_and_only_where_planted():
+    plain = generate(SyntheticConfig(n_symbols=6, days=80, seed=3)).bars.frame
+    edged = generate(SyntheticConfig(n_symbols=6, days=80, seed=3, edge_bps=5.0)).bars.frame
+    for sym in ("LQ01", "LQ02"):
+        m, se = _conditional_move_bps(edged, sym)
+        assert abs(m - 5.0) < 4 * se and se < 0.5, (sym, m, se)
+        m0, se0 = _conditional_move_bps(plain, sym)
+        assert abs(m0) < 4 * se0, (sym, m0, se0)  # no edge without the option
+    # the other tiers' bars are the same market, draw for draw
+    for sym in ("MD01", "MD02", "IL01", "IL02"):
+        a = plain[plain["symbol"] == sym].reset_index(drop=True)
+        b = edged[edged["symbol"] == sym].reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b)
+    # the edged names keep their trades and staleness (only the mid path moved)
+    lq = [plain["symbol"] == "LQ01", edged["symbol"] == "LQ01"]
+    assert (plain.loc[lq[0], "stale"].to_numpy() == edged.loc[lq[1], "stale"].to_numpy()).all()
+
+
+def test_edge_tiers_select_where_the_edge_goes_and_zero_edge_changes_nothing():
+    base = generate(SyntheticConfig(n_symbols=6, days=60, seed=4)).bars.frame
+    zero = generate(SyntheticConfig(n_symbols=6, days=60, seed=4, edge_bps=0.0, edge_tiers=["mid"])).bars.frame
+    pd.testing.assert_frame_equal(base, zero)
+    mid = generate(SyntheticConfig(n_symbols=6, days=60, seed=4, edge_bps=8.0, edge_tiers=["mid"])).bars.frame
+    m, se = _conditional_move_bps(mid, "MD01")
+    assert m > 8.0 - 4 * se and se < 1.5
+    pd.testing.assert_frame_equal(base[base["symbol"] == "LQ01"], mid[mid["symbol"] == "LQ01"])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from ..errors import IntradayJulesError
 from ..config import DEFAULT_PRESET
@@ -73,9 +75,17 @@ def run(
     if as_json:
         import json
 
-        typer.echo(json.dumps(json.loads((res.run_dir / "summary.json").read_text()), sort_keys=True))
+        summary = res.walk_forward.paths["json"] if res.walk_forward is not None else res.run_dir / "summary.json"
+        typer.echo(json.dumps(json.loads(summary.read_text()), sort_keys=True))
+        return
+    if res.walk_forward is not None:
+        _print_walk_forward(res.walk_forward)
+        console.print(f"[green]done[/] in {time.perf_counter() - t_start:.0f} s; written: "
+                      f"{', '.join(str(p) for p in res.walk_forward.paths.values())}", highlight=False, soft_wrap=True)
         return
     console.print(suite_table(res.suite, "held-out test sessions, realistic costs"))
+    if res.comparison:
+        _print_comparison(res.comparison)
     console.print(f"[bold]Verdict:[/] {res.verdict}", highlight=False, soft_wrap=True)
     console.print(f"[green]done[/] in {time.perf_counter() - t_start:.0f} s "
                   f"(features {'reused' if res.feature_hit else 'built'})")
@@ -88,6 +98,48 @@ def run(
                       soft_wrap=True)
     else:
         console.print("  tracking off: nothing registered", highlight=False)
+
+
+def _print_comparison(table: dict, title: str = "paired daily net P&L, bps/day") -> None:
+    """Per arm: mean +- sd over seeds and the per-seed values; each comparison with its 95 % interval."""
+    t = Table(title=title)
+    for c in ("arm", "mean +- sd over seeds", "per seed"):
+        t.add_column(c)
+    for name, a in table["arms"].items():
+        sd = "" if a["sd"] != a["sd"] else f" +- {a['sd']:.2f}"
+        t.add_row(name, f"{a['mean']:+.2f}{sd}", ", ".join(f"{v:+.2f}" for v in a["per_seed"]))
+    for name, r in table.get("references", {}).items():
+        t.add_row(name, f"{r['mean_daily_pnl_bps']:+.2f}", "(reference policy)")
+    console.print(t)
+    for c in table["contrasts"]:
+        console.print(f"  {c['a']} - {c['b']}: {c['mean_diff_bps']:+.2f} bps/day, 95% CI "
+                      f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}], p {c['p_value']:.3f}: {c['verdict']}",
+                      highlight=False)
+
+
+def _print_walk_forward(wf) -> None:
+    folds = Table(title="walk-forward folds (tuned on validation blocks only)")
+    for c in ("fold", "train", "val", "test", "trials", "best objective", "DSR p", "PBO"):
+        folds.add_column(c)
+    for f in wf.folds:
+        s, sel = f.sessions, f.selection
+        dsr, pbo = sel.get("dsr", {}), sel.get("pbo", {})
+        folds.add_row(str(f.fold), *[f"{s[k][0]}..{s[k][1]} ({s[k][2]})" for k in ("train", "val", "test")],
+                      str(sum(f.n_trials.values())) if f.n_trials else "-",
+                      _fmt(f.best_value) if f.best_value is not None else "-",
+                      _fmt(dsr.get("p_value")) if dsr else "n/a", _fmt(pbo.get("pbo")) if "pbo" in pbo else "n/a")
+    console.print(folds)
+    sh = wf.oos["sharpe"]
+    _print_comparison(wf.oos["table"], "out-of-sample (concatenated test blocks) daily net P&L, bps/day")
+    console.print(f"  OOS Sharpe of the seed mean {_fmt(sh['sharpe'])} [95% CI {_fmt(sh['ci_low'])}, "
+                  f"{_fmt(sh['ci_high'])}] over {wf.oos['n_sessions']} sessions; PSR vs 0 {_fmt(wf.oos['psr_vs_0'])}",
+                  highlight=False)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if not math.isfinite(v) else f"{v:.4g}"
+    return str(v)
 
 
 def report(run_dir: Path = typer.Argument(..., help="a run directory written by `intradayjules run`")) -> None:

@@ -1,4 +1,4 @@
-"""``intradayjules train``, ``evaluate`` and ``experiment illiquid``."""
+"""``intradayjules train``, ``evaluate`` (``--cost-grid``) and ``experiment illiquid`` / ``controls``."""
 
 from __future__ import annotations
 
@@ -92,6 +92,8 @@ def evaluate(
                                        "'none' for the model alone)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (every policy)"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help=TRUST_HELP),
+    cost_grid: str | None = typer.Option(None, "--cost-grid", help="cost multipliers, e.g. 0.5,1,2,4: re-evaluate "
+                                         "with spread, impact and commission scaled, at caps 5/10/20 %"),
 ) -> None:
     """Backtest a model and the reference policies on the same sessions under the realistic market model;
     compare the model with each on paired daily net P&L (mean difference, 95 % CI, p-value)."""
@@ -113,27 +115,53 @@ def evaluate(
         prepared = prepare(cfg, data)
         suite = evaluate_suite({"model": policy_from_model(policy_model)}, prepared.env_data, cfg, split,
                                references=refs)
+        grid = None
+        if cost_grid is not None:
+            from ..evaluate.cost_grid import cost_grid as run_grid, parse_grid
+
+            grid = run_grid(policy_from_model(policy_model), prepared.env_data, cfg, split, parse_grid(cost_grid))
     except (IntradayJulesError, FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
     stats = dict(suite.stats["model"])
     stats["model"] = model
+    if grid is not None:
+        stats["cost_grid"] = grid
     if as_json:  # the model's statistics at the top level, every policy and the comparisons below
         typer.echo(json.dumps(json_safe({**stats, **suite.to_json()}), sort_keys=True))
         return
     console.print(suite_table(suite, f"{model} on {split}, {cfg.market.model} costs"))
     console.print(f"[bold]Verdict:[/] {suite.verdict}", highlight=False, soft_wrap=True)
+    if "cost_grid" in stats:
+        _print_cost_grid(stats["cost_grid"])
+
+
+def _print_cost_grid(grid: dict) -> None:
+    table = Table(title="net P&L against the cost multiplier (spread, impact, commission x m)")
+    for c in ("cap", "m", "mean P&L bps/day", "95% CI", "costs bps/day", "gross bps/day", "fills"):
+        table.add_column(c, justify="right")
+    for p in grid["points"]:
+        table.add_row(f"{p['cap']:.0%}", f"{p['multiplier']:g}", f"{p['mean_pnl_bps']:+.2f}",
+                      f"[{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]", f"{p['costs_bps']:.2f}",
+                      f"{p['gross_bps']:+.2f}", str(p["trades"]))
+    console.print(table)
+    for cap, be in grid["break_even"].items():
+        at = (f"{be['interpolated']:.2f}x" if be["interpolated"] is not None else
+              f"{be['where']} the grid" if be["where"] else "n/a")
+        lin = f"{be['linear_from_1x']:.2f}x" if be["linear_from_1x"] is not None else "n/a"
+        console.print(f"break-even cost multiplier at cap {float(cap):.0%}: {at} (gross / costs at 1x: {lin})",
+                      highlight=False)
 
 
 @experiment_app.command("illiquid")
 def illiquid(
     config: Path = typer.Option(..., "--config", "-c", help="experiment YAML or preset name"),
     set_: list[str] = set_option(),
-    seeds: int = typer.Option(3, "--seeds"),
+    seeds: int | None = typer.Option(None, "--seeds", help="seeds per cell (default agent.n_seeds)"),
     timesteps: int | None = typer.Option(None, "--timesteps"),
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
     out: Path | None = typer.Option(None, "--out"),
 ) -> None:
-    """Original set-up (flat costs, no risk) vs risk-aware training: illiquid trade share and net Sharpe."""
+    """Ablation: training costs x reward shaping x early stopping, seeds per cell, realistic test costs."""
     from ..pipeline import illiquid as exp
 
     cfg = load_or_exit(config, set_)
@@ -143,21 +171,86 @@ def illiquid(
                    "only explore at random and be identical; raise --timesteps or --set agent.learning_starts=N", 2)
 
     def show(r):
-        console.print(f"  {r.arm:<11} seed {r.seed}: illiquid share {r.illiquid_trade_share:.3f} "
-                      f"(of orders {r.illiquid_order_share:.3f}), "
-                      f"net Sharpe {r.sharpe:.2f}, trades {r.n_trades}", highlight=False)
+        s = r.summary()
+        console.print(f"  {r.arm:<11} seed {r.seed}: illiquid share {s['illiquid_trade_share']:.3f} "
+                      f"(of orders {s['illiquid_order_share']:.3f}), net {s['mean_daily_pnl_bps']:+.2f} bps/day, "
+                      f"fills {s['trades']:.0f}{' (stopped early)' if r.stopped_early else ''}", highlight=False)
 
     try:
         summary = exp.run(cfg, seeds, out, data, timesteps, progress=show)
     except IntradayJulesError as e:
         raise fail(str(e)) from None
-    table = Table(title="illiquid experiment: means over seeds (test sessions, realistic costs)")
-    for c in ("arm", "illiquid_trade_share", "illiquid_order_share", "net sharpe", "total_return", "trades"):
+    table = Table(title="illiquid ablation: per cell, mean +- sd over seeds (test sessions, realistic costs)")
+    for c in ("cell (costs/shaping/stop)", "illiquid share (filled)", "illiquid share (ordered)",
+              "net bps/day", "fills", "stopped early"):
         table.add_column(c)
-    for arm, m in summary["means"].items():
-        table.add_row(arm, f"{m['illiquid_trade_share']:.3f}", f"{m['illiquid_order_share']:.3f}",
-                      f"{m['sharpe']:.2f}", f"{m['total_return']:.4f}",
-                      f"{m['n_trades']:.0f}")
+    for cell, m in summary["cells"].items():
+        table.add_row(cell, *[_msd(m[k], f) for k, f in (("illiquid_trade_share", ".3f"),
+                                                        ("illiquid_order_share", ".3f"),
+                                                        ("mean_daily_pnl_bps", "+.2f"), ("trades", ".0f"))],
+                      f"{m['stopped_early']}/{m['n_runs']}")
+    console.print(table)
+    if "main_effects" in summary:
+        eff = Table(title="main effects (on minus off; 95% two-level bootstrap CI)")
+        for c in ("factor", "net bps/day", "illiquid share (filled)", "illiquid share (ordered)", "fills/day"):
+            eff.add_column(c)
+        for factor, e in summary["main_effects"].items():
+            eff.add_row(e["daily_pnl_bps"]["a"], *[_ci(e[k]) for k in ("daily_pnl_bps", "illiquid_trade_share",
+                                                                       "illiquid_order_share", "trades_per_day")])
+        console.print(eff)
+    console.print(f"written: {summary['path']}", highlight=False, soft_wrap=True)
+
+
+def _msd(m: dict, fmt: str) -> str:
+    sd = m["sd"]
+    return f"{m['mean']:{fmt}}" + ("" if sd != sd else f" +- {sd:{fmt.lstrip('+')}}")
+
+
+def _ci(c: dict) -> str:
+    return f"{c['mean_diff_bps']:+.3g} [{c['ci_low']:+.3g}, {c['ci_high']:+.3g}]"
+
+
+@experiment_app.command("controls")
+def controls(
+    config: Path = typer.Option(..., "--config", "-c", help="experiment YAML or preset name (synthetic data, "
+                                "walk-forward splits; e.g. the 'controls' preset)"),
+    set_: list[str] = set_option(),
+    edge: float | None = typer.Option(None, "--edge", help="planted edge, bps per bar (default: the config's, "
+                                      "else 6)"),
+    only: str | None = typer.Option(None, "--only", help="positive | negative (default: both)"),
+    timesteps: int | None = typer.Option(None, "--timesteps", help="override agent.total_timesteps"),
+    data: Path | None = typer.Option(None, "--data", help="your own bars (single-asset env): the edge is planted "
+                                     "in env.symbols[0] for the positive control"),
+    out: Path | None = typer.Option(None, "--out"),
+) -> None:
+    """Positive control (a planted edge must be found) and negative control (nothing in a null market)."""
+    from ..pipeline.controls import run_controls
+
+    cfg = load_or_exit(config, set_)
+    if only not in (None, "positive", "negative"):
+        raise fail("--only must be positive or negative", 2)
+
+    def say(stage: str, msg: str) -> None:
+        console.print(f"[bold cyan]{stage:<9}[/] {msg}", highlight=False)
+
+    try:
+        res = run_controls(cfg, edge_bps=edge, which=(only,) if only else ("positive", "negative"), out=out,
+                           progress=say, timesteps=timesteps, data_path=data)
+    except (IntradayJulesError, ValueError) as e:
+        raise fail(str(e)) from None
+    table = Table(title="controls: walk-forward out-of-sample (concatenated test blocks, realistic costs)")
+    for c in ("control", "edge bps/bar", "expected net bps/day", "oracle bps/day", "model bps/day (seeds)",
+              "vs flat [95% CI]", "vs buy_hold [95% CI]", "DSR p by fold", "PBO by fold", "passed"):
+        table.add_column(c)
+    for kind, r in res["rows"].items():
+        vs = r["vs"]
+        table.add_row(kind, f"{r['edge_bps_per_bar']:g}",
+                      f"{r['expected']['net_bps_per_day']:+.1f}" if "expected" in r else "n/a",
+                      f"{r['oracle_mean_bps']:+.1f}" if "oracle_mean_bps" in r else "n/a",
+                      f"{r['model_mean_bps']:+.1f} +- {r['model_sd_bps']:.1f}",
+                      *[_ci(vs[n]) if n in vs else "n/a" for n in ("flat", "buy_hold")],
+                      ", ".join(f"{p:.2f}" for p in r["dsr_p_by_fold"]),
+                      ", ".join(f"{p:.2f}" for p in r["pbo_by_fold"]), "yes" if r["passed"] else "NO")
     console.print(table)
     console.print(f"target: {summary['target']}")
 
@@ -189,3 +282,6 @@ def agents(
     for line in exp.describe(summary):
         console.print(line, highlight=False)
     console.print(f"written: {summary['path']}")
+    for kind, r in res["rows"].items():
+        console.print(f"{kind}: {r['verdict']}", highlight=False)
+    console.print(f"written: {res['path']}", highlight=False, soft_wrap=True)

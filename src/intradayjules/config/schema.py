@@ -46,6 +46,11 @@ class SyntheticConfig(Section):
     bar: str = Field("5min", description="bar length (pandas offset)")
     seed: int = Field(0, description="same seed, same market")
     start: dt.date = Field(dt.date(2025, 1, 2), description="first session on or after this date")
+    edge_bps: float = Field(0.0, ge=0, le=100, description="planted edge (positive control): expected mid "
+                            "return of a bar, in bps, in the direction of the previous bar's printed return "
+                            "(edge_tiers, third bar of a session on); 0: no edge (data/synthetic.py)")
+    edge_tiers: list[Literal["liquid", "mid", "illiquid"]] = Field(
+        ["liquid"], description="tiers whose symbols carry the planted edge")
 
     @field_validator("bar")
     @classmethod
@@ -61,18 +66,50 @@ class RepairConfig(Section):
 
 
 class SplitConfig(Section):
-    """Which sessions train, validate (early stopping, tuning) and test. Chronological, never shuffled."""
+    """Which sessions train, validate (early stopping, tuning) and test. Chronological, never shuffled.
 
-    train_frac: float = Field(0.6, gt=0, lt=1, description="share of sessions for training (the first ones)")
+    ``fixed``: one split by fractions (or explicit dates). ``walk_forward``: ``folds`` folds over time, each
+    ``[train][embargo][val][embargo][test]``; the test blocks are the last ``folds * test_sessions`` sessions,
+    consecutive and never overlapping; fold i's validation block ends ``embargo`` sessions before its test
+    block, its training window ``embargo`` sessions before that and starts at the first session after the
+    ADV warm-up (``expanding``) or ``train_sessions`` earlier (``rolling``). Defaults for the sizes (after
+    the warm-up, ``U`` usable sessions): ``test_sessions = floor((U - floor(train_frac * U) - 2 embargo) /
+    (folds + 1))``, ``val_sessions = test_sessions``, rolling ``train_sessions`` = fold 0's training length.
+    See docs/protocol.md and env/episodes.py ``fold_splits``.
+    """
+
+    mode: Literal["fixed", "walk_forward"] = Field(
+        "fixed", description="fixed: one train/val/test split; walk_forward: folds over time")
+    train_frac: float = Field(0.6, gt=0, lt=1, description="share of sessions for training (the first ones); "
+                              "walk_forward: fold 0's share of the usable sessions when sizes are not given")
     val_frac: float = Field(0.2, ge=0, lt=1, description="next share for validation (early stopping, tuning)")
     # Explicit date ranges override the fractions when given (inclusive).
     train_end: dt.date | None = Field(None, description="last training session (overrides train_frac)")
     val_end: dt.date | None = Field(None, description="last validation session (overrides val_frac)")
+    folds: int = Field(3, ge=1, description="walk_forward: number of folds (test blocks)")
+    window: Literal["expanding", "rolling"] = Field(
+        "expanding", description="walk_forward: training window grows from the start, or keeps train_sessions")
+    train_sessions: int | None = Field(None, ge=1, description="walk_forward rolling: sessions per training "
+                                       "window (None: fold 0's training length)")
+    val_sessions: int | None = Field(None, ge=1, description="walk_forward: sessions per validation block "
+                                     "(None: test_sessions)")
+    test_sessions: int | None = Field(None, ge=1, description="walk_forward: sessions per test block (None: "
+                                      "(U - floor(train_frac U) - 2 embargo) // (folds + 1), U = sessions after "
+                                      "the ADV warm-up)")
+    embargo: int = Field(0, ge=0, description="walk_forward: sessions left out between train and val and "
+                         "between val and test")
+    fold: int | None = Field(None, ge=0, description="walk_forward: the fold a run trains and evaluates on "
+                             "(None: the last)")
 
     @model_validator(mode="after")
     def _fractions(self) -> "SplitConfig":
         if self.train_frac + self.val_frac >= 1:
             raise ValueError("train_frac + val_frac must be < 1 (something must be left to test)")
+        if self.mode == "walk_forward":
+            if self.train_end is not None or self.val_end is not None:
+                raise ValueError("train_end/val_end apply to mode 'fixed'; walk_forward sizes blocks in sessions")
+            if self.fold is not None and self.fold >= self.folds:
+                raise ValueError(f"fold {self.fold} does not exist: folds are 0..{self.folds - 1}")
         return self
 
 
@@ -378,6 +415,8 @@ class AgentConfig(Section):
     checkpoint_freq: int = Field(20_000, ge=1, description="steps between checkpoints (DQN/QR-DQN: with the "
                                  "replay buffer; PPO/A2C: at the next rollout boundary)")
     seed: int = Field(0, description="seed for torch, numpy, the env and the action space")
+    n_seeds: int = Field(1, ge=1, description="seeds trained per arm in every comparison a run or experiment "
+                         "prints (seed, seed + 1, ...); results are per seed, mean +- sd, and a paired CI")
 
     @field_validator("net_arch")
     @classmethod
@@ -423,7 +462,10 @@ class TuneConfig(Section):
     storage: str | None = Field(None, description="Optuna storage: RDB URL or journal file (None: runs/tune/<study>/"
                                                   "journal.log); its password is redacted in all output")
     study_name: str | None = Field(None, description="None: the config name")
-    n_seeds: int = Field(1, ge=1)
+    n_seeds: int = Field(1, ge=1, description="seeds a trial trains (its objective is their mean)")
+    objective_folds: int = Field(1, ge=1, description="walk_forward: a trial's objective is the mean over this "
+                                 "many folds' validation blocks, ending with the fold being tuned (each fold "
+                                 "trained on its own window); never a fold's test block")
     trial_timesteps: int = Field(20_000, ge=1)
     scheduler: Literal["asha", "pbt", "fifo"] = Field("asha", description="Ray Tune scheduler")
     asha_grace_period: int = Field(10, ge=1)
@@ -496,6 +538,14 @@ class ExperimentConfig(Section):
     agent: AgentConfig = AgentConfig()
     tune: TuneConfig = TuneConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _objective_folds(self) -> "ExperimentConfig":
+        sp = self.data.splits
+        if self.tune.objective_folds > 1 and sp.mode != "walk_forward":
+            raise ValueError("tune.objective_folds > 1 needs data.splits.mode: walk_forward (a fixed split has "
+                             "one validation block)")
+        return self
 
     @field_validator("name")
     @classmethod

@@ -171,11 +171,16 @@ class SplitCounts:
         return out
 
 
+def sorted_sessions(sessions) -> np.ndarray:
+    """Sorted unique session dates as datetime64[ns] (the order every split rule counts in)."""
+    return np.unique(np.asarray(pd.to_datetime(np.asarray(sessions)), dtype="datetime64[ns]"))
+
+
 def split_bounds(sessions, splits: SplitConfig) -> tuple[np.ndarray, int, int]:
     """The one chronological split rule: sorted unique sessions (datetime64[ns]), the end of train and
     the end of validation (indices). Fractions of all sessions (floor), or the explicit inclusive
     ``train_end``/``val_end`` dates when given. ``env.episodes.session_splits`` uses it too."""
-    s = np.unique(np.asarray(pd.to_datetime(np.asarray(sessions)), dtype="datetime64[ns]"))
+    s = sorted_sessions(sessions)
     n = len(s)
     if splits.train_end is not None:
         n_train = int(np.searchsorted(s, np.datetime64(splits.train_end, "ns"), side="right"))

@@ -25,6 +25,13 @@ The model, per symbol and bar (calendar sessions of the exchange, so half days h
   ``q = +-1`` at random and ``h`` the half-spread. Close-to-close returns of illiquid names are then
   strongly negatively autocorrelated (about -h^2 autocovariance), so a naive mean-reversion rule looks
   profitable before costs and loses after them: the trap a cost-blind agent falls into.
+* **Planted edge** (positive control, ``SyntheticConfig.edge_bps`` > 0, off by default): in the symbols of
+  ``edge_tiers`` (liquid by default) every bar from the third of a session on gets ``edge_bps`` added to
+  its mid log return in the direction of the previous bar's printed return (``plant_edge``): a
+  short-horizon momentum of known size. A policy that holds ``sign(last printed return)`` earns
+  ``edge_bps`` per bar gross in expectation (the noise has mean zero whatever its variance); what is left
+  after costs is computed in ``pipeline/controls.py`` (``expected_edge``). With ``edge_bps = 0`` the
+  market is identical, draw for draw, to the one without the option.
 """
 
 from __future__ import annotations
@@ -96,8 +103,27 @@ def _sessions(cfg: SyntheticConfig, calendar: str) -> pd.DataFrame:
     return schedule(calendar, first, last)
 
 
-def _u_shape(x: np.ndarray) -> np.ndarray:
+def u_shape(x: np.ndarray) -> np.ndarray:
     return 1.0 + 2.0 * (2.0 * x - 1.0) ** 2
+
+
+def plant_edge(r: np.ndarray, gap: np.ndarray, pos: np.ndarray, traded: np.ndarray, q_close: np.ndarray,
+               h: float, edge: float) -> np.ndarray:
+    """Bar mid log returns with the planted edge: ``r_k + edge * sign(l_{k-1})`` for every bar with
+    session position ``pos_k >= 2``, where ``l_{k-1}`` is the printed log return of the previous bar
+    (``log c_{k-1} - log c_{k-2}``, both in the session; ``c`` the printed close with its bid-ask bounce,
+    carried over bars without a trade, before rounding to 1/100 cent). Sequential: the edge of bar k moves
+    the price that bar k+1's signal is computed from. ``edge`` is a fraction (bps * 1e-4)."""
+    out = r.copy()
+    lmid = 0.0
+    lc = np.empty(len(r))  # printed log close (relative to the start; only differences are used)
+    for k in range(len(r)):
+        if pos[k] >= 2:
+            prev = lc[k - 1] - lc[k - 2]
+            out[k] += edge * (1.0 if prev > 0 else -1.0 if prev < 0 else 0.0)
+        lmid += out[k] + gap[k]
+        lc[k] = lmid + q_close[k] * h if traded[k] else lc[k - 1]
+    return out
 
 
 def generate(cfg: SyntheticConfig | None = None, calendar: str = "XNYS") -> SyntheticMarket:
@@ -114,7 +140,7 @@ def generate(cfg: SyntheticConfig | None = None, calendar: str = "XNYS") -> Synt
     ts = opens[sess_id] + pos * bar.value
     full_day = int(counts.max())
     x = (pos + 0.5) / full_day  # position in a full session (half days end early)
-    u = _u_shape(x)
+    u = u_shape(x)
     first_bar = pos == 0
 
     seeds = np.random.SeedSequence(cfg.seed).spawn(cfg.n_symbols + 1)
@@ -142,10 +168,8 @@ def generate(cfg: SyntheticConfig | None = None, calendar: str = "XNYS") -> Synt
             s2 = omega + GARCH_ALPHA * r[k] ** 2 + GARCH_BETA * s2
         r = r * shape - 0.5 * (r * shape) ** 2  # no drift in the price level
         gap = np.where(first_bar, rng.standard_normal(n) * 0.3 * p["daily_vol"], 0.0)
-        log_mid_end = np.log(price0) + np.cumsum(r + gap)
-        log_mid_start = log_mid_end - r  # after the overnight gap, before the bar's move
 
-        # trades and volume
+        # trades and volume (draws only: prices come after the planted edge)
         lam = p["trades_per_bar"] * u / u.mean()
         if np.isinf(p["trades_per_bar"]):
             trades = np.full(n, 1_000)
@@ -157,13 +181,17 @@ def generate(cfg: SyntheticConfig | None = None, calendar: str = "XNYS") -> Synt
         traded[0] = True  # a series starts with a print
         day_noise = np.exp(rng.normal(-0.045, 0.3, len(sched)))[sess_id]
         bar_noise = np.exp(rng.normal(-0.125, 0.5, n))
+        q_open = rng.choice([-1.0, 1.0], n)
+        q_close = rng.choice([-1.0, 1.0], n)
+        if cfg.edge_bps > 0 and tier in cfg.edge_tiers:
+            r = plant_edge(r, gap, pos, traded, q_close, h, cfg.edge_bps * 1e-4)
+        log_mid_end = np.log(price0) + np.cumsum(r + gap)
+        log_mid_start = log_mid_end - r  # after the overnight gap, before the bar's move
         exp_dollar = adv * u / np.bincount(sess_id, weights=u)[sess_id] * day_noise * bar_noise / p_trade
         mid_end = np.exp(log_mid_end)
         shares = np.where(traded, np.maximum(np.round(exp_dollar / mid_end), 1.0), 0.0)
 
         # printed prices with bid-ask bounce
-        q_open = rng.choice([-1.0, 1.0], n)
-        q_close = rng.choice([-1.0, 1.0], n)
         o = np.exp(log_mid_start + q_open * h)
         c = np.exp(log_mid_end + q_close * h)
         excursion = np.abs(rng.standard_normal(n)) * np.sqrt(var_bar) * shape * 0.5

@@ -9,14 +9,15 @@ See docs/environment.md.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from ..features.pipeline import compute_features
 from ..features.scaler import Scaler
-from .episodes import Episode, Panel, build_panel, pick_symbols, session_splits
+from .episodes import Episode, Panel, build_panel, fold_splits, pick_symbols, session_splits
+from .guard import HeldOutAccessError, check_access, in_tuning_phase, tuning_phase
 from .simulator import Simulator
 from .trading_env import TradingEnv
 from .vector import SessionVecEnv
@@ -26,19 +27,59 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class EnvData:
+    """Env arrays and the sessions of each split. ``folds`` holds every fold's splits (one in ``fixed``
+    mode, ``data.splits.folds`` in ``walk_forward``); ``splits`` are fold ``fold``'s. ``features``: the
+    raw feature table the panel was built from (to fit another fold's scaler)."""
+
     panel: Panel
     splits: dict[str, np.ndarray]  # session dates per split
     symbols: list[str]
+    folds: list[dict[str, np.ndarray]] | None = None
+    fold: int = 0
+    features: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def scaler(self) -> Scaler | None:
         """The feature standardisation the env applies (fitted on the training sessions)."""
         return self.panel.scaler
 
+    @property
+    def n_folds(self) -> int:
+        return len(self.folds) if self.folds else 1
+
     def session_indices(self, split: str) -> np.ndarray:
+        """Panel indices of ``split``'s sessions; inside ``guard.tuning_phase`` a test block raises."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        check_access(split, self.splits[split])
         return self.panel.session_index(self.splits[split])
+
+    def for_fold(self, i: int, scaler: Scaler | None = None) -> "EnvData":
+        """The same arrays with fold ``i``'s splits, features standardised on fold ``i``'s training sessions
+        (``scaler`` when given, e.g. the feature store's, else fitted on ``features``)."""
+        folds = self.folds or [self.splits]
+        if not 0 <= i < len(folds):
+            raise ValueError(f"fold {i} does not exist: folds are 0..{len(folds) - 1}")
+        if i == self.fold and (scaler is None or scaler is self.scaler):
+            return self
+        splits = folds[i]
+        panel = self.panel
+        if panel.raw_feat is not None:
+            if scaler is None:
+                if self.features is None:
+                    raise ValueError("for_fold needs a scaler or the feature table to fit one on")
+                scaler = Scaler.fit(self.features, splits["train"], by_symbol=True)
+            want = [str(np.datetime_as_string(d, unit="D")) for d in splits["train"]]
+            if list(scaler.sessions) != want:
+                raise ValueError(f"fold {i}: the scaler was fitted on {len(scaler.sessions)} sessions "
+                                 f"({_span(scaler.sessions)}), the fold trains on {len(want)} ({_span(want)}): "
+                                 "standardisation must use the fold's own training sessions")
+            panel = panel.restandardized(scaler)
+        return replace(self, panel=panel, splits=splits, fold=i)
+
+
+def _span(days: list[str]) -> str:
+    return f"{days[0]} .. {days[-1]}" if days else "none"
 
 
 def _frame(bars) -> pd.DataFrame:
@@ -49,9 +90,12 @@ def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFr
             scaler: Scaler | None = None) -> EnvData:
     """Choose symbols, compute features (unless given: same rows as ``bars``), split sessions, align.
     ``scaler``: the standardisation fitted on the training sessions (e.g. the feature store's); fitted
-    here when not given."""
+    here when not given. Symbols left to choose are picked as of the end of the first fold's training
+    window, so every fold trades the same names with no look-ahead."""
     frame = _frame(bars)
-    splits = session_splits(frame["session"].unique(), cfg.data.splits, warmup=cfg.data.tiers.adv_window_days)
+    folds = fold_splits(frame["session"].unique(), cfg.data.splits, warmup=cfg.data.tiers.adv_window_days)
+    fold = len(folds) - 1 if cfg.data.splits.fold is None else cfg.data.splits.fold
+    splits = folds[fold]
     if len(splits["train"]) == 0:
         raise ValueError(f"no training sessions after the {cfg.data.tiers.adv_window_days}-session ADV "
                          "warm-up: use more data or change data.splits / data.tiers.adv_window_days")
@@ -59,7 +103,7 @@ def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFr
     if env.symbols:
         symbols = list(env.symbols)
     else:
-        as_of = pd.Timestamp(splits["train"][-1]) + pd.Timedelta(days=1)
+        as_of = pd.Timestamp(folds[0]["train"][-1]) + pd.Timedelta(days=1)
         available = frame["symbol"].nunique()
         n = 1 if env.mode == "single" else min(env.n_assets, available)
         if env.mode == "multi" and available < env.n_assets:
@@ -79,7 +123,7 @@ def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFr
     panel = build_panel(frame, features, symbols, universe=universe, market=cfg.market, tiers=cfg.data.tiers,
                         train_sessions=splits["train"], standardize=env.standardize, clip=env.obs_clip,
                         calendar=cfg.data.calendar, scaler=scaler)
-    return EnvData(panel, splits, symbols)
+    return EnvData(panel, splits, symbols, folds, fold, features)
 
 
 def make_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "train", *,
@@ -103,5 +147,6 @@ def make_vec_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "
                          seed=cfg.seed if seed is None else seed, info=info)
 
 
-__all__ = ["EnvData", "Episode", "Panel", "SPLITS", "SessionVecEnv", "Simulator", "TradingEnv", "build_panel",
-           "make_env", "make_vec_env", "pick_symbols", "prepare", "session_splits"]
+__all__ = ["EnvData", "Episode", "HeldOutAccessError", "Panel", "SPLITS", "SessionVecEnv", "Simulator", "TradingEnv",
+           "build_panel", "fold_splits", "in_tuning_phase", "make_env", "make_vec_env", "pick_symbols", "prepare",
+           "session_splits", "tuning_phase"]

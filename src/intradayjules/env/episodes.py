@@ -2,8 +2,9 @@
 
 All pandas work happens here, once; the environment's ``step()`` only indexes numpy arrays.
 
-* ``session_splits``: chronological train / val / test sessions from ``cfg.data.splits``; the first
-  ``warmup`` sessions (the ADV window, ``data.tiers.adv_window_days``) never train.
+* ``session_splits``/``fold_splits``: chronological train / val / test sessions from ``cfg.data.splits``
+  (one fixed split, or walk-forward folds); the first ``warmup`` sessions (the ADV window,
+  ``data.tiers.adv_window_days``) never train.
 * ``build_panel``: the chosen symbols aligned on one bar grid (bars a symbol lacks inside a session are
   stale: price carried, volume 0), per-session ``adv`` (USD/day), ``tier``, ``sigma_daily`` (std of
   daily close-to-close log returns) and half-spread (bps), each from **previous sessions only**, and the
@@ -19,13 +20,13 @@ All pandas work happens here, once; the environment's ``step()`` only indexes nu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from ..config import MarketConfig, SplitConfig, TierConfig
-from ..data.quality import split_bounds
+from ..data.quality import sorted_sessions, split_bounds
 from ..data.sessions import schedule
 from ..data.tiers import TIER_CODE, TIERS, liquidity_tiers, tier_as_of
 from ..features.scaler import Scaler
@@ -33,14 +34,51 @@ from ..features.scaler import Scaler
 BASE_COLUMNS = ("timestamp", "symbol", "session")
 
 
-def session_splits(sessions, splits: SplitConfig, warmup: int = 0) -> dict[str, np.ndarray]:
-    """Chronological ``train``/``val``/``test`` session arrays (datetime64[ns]).
+def fold_splits(sessions, splits: SplitConfig, warmup: int = 0) -> list[dict[str, np.ndarray]]:
+    """Every fold's ``train``/``val``/``test`` session arrays (datetime64[ns]), in time order.
 
-    Fractions of all sessions (floor), or the explicit inclusive ``train_end``/``val_end`` dates when
-    given. The first ``warmup`` sessions are dropped from ``train`` (their ADV/tier is not yet known).
+    ``fixed`` mode: one fold (fractions or explicit dates; the first ``warmup`` sessions never train).
+    ``walk_forward``: ``splits.folds`` folds laid out as in ``SplitConfig``'s docstring; raises
+    ``ValueError`` naming the sizes when they do not fit the sessions. Test blocks never overlap, and in
+    every fold ``train < val < test`` with ``embargo`` sessions between blocks.
     """
-    s, n_train, n_tv = split_bounds(sessions, splits)
-    return {"train": s[min(warmup, n_train):n_train], "val": s[n_train:n_tv], "test": s[n_tv:]}
+    if splits.mode == "fixed":
+        s, n_train, n_tv = split_bounds(sessions, splits)
+        return [{"train": s[min(warmup, n_train):n_train], "val": s[n_train:n_tv], "test": s[n_tv:]}]
+    s = sorted_sessions(sessions)
+    n = len(s)
+    k, e = splits.folds, splits.embargo
+    usable = n - warmup
+    train0 = int(np.floor(splits.train_frac * usable))
+    t = splits.test_sessions or max((usable - train0 - 2 * e) // (k + 1), 0)
+    v = splits.val_sessions or t
+    first_test = n - k * t
+    train_len0 = first_test - e - v - e - warmup
+    need = warmup + 1 + 2 * e + v + k * t
+    if t < 1 or v < 1 or train_len0 < 1:
+        raise ValueError(
+            f"data.splits (walk_forward): {k} folds x {t} test sessions + {v} validation + 2 x {e} embargo + >= 1 "
+            f"training session need {need} sessions including the {warmup}-session ADV warm-up; the data has {n}")
+    roll = splits.train_sessions or train_len0
+    out = []
+    for i in range(k):
+        a = first_test + i * t
+        val_lo = a - e - v
+        tr_hi = val_lo - e
+        tr_lo = warmup if splits.window == "expanding" else max(warmup, tr_hi - roll)
+        out.append({"train": s[tr_lo:tr_hi], "val": s[val_lo:a - e], "test": s[a:a + t]})
+    return out
+
+
+def session_splits(sessions, splits: SplitConfig, warmup: int = 0) -> dict[str, np.ndarray]:
+    """The ``train``/``val``/``test`` sessions a run uses (datetime64[ns]).
+
+    ``fixed``: fractions of all sessions (floor), or the explicit inclusive ``train_end``/``val_end``
+    dates; the first ``warmup`` sessions are dropped from ``train`` (their ADV/tier is not yet known).
+    ``walk_forward``: fold ``splits.fold`` of ``fold_splits`` (the last fold when None).
+    """
+    folds = fold_splits(sessions, splits, warmup)
+    return folds[-1 if splits.fold is None else splits.fold]
 
 
 @dataclass
@@ -102,7 +140,18 @@ class Panel:
     timestamps: np.ndarray | None = None  # (N,) bar starts of the grid, datetime64[ns] UTC (naive)
     bar_ns: int = 0  # bar length in ns (median spacing inside sessions; 0: unknown)
     expected_bars: np.ndarray | None = None  # (S,) the calendar's bars per session at bar_ns (0: unknown)
+    raw_feat: np.ndarray | None = field(default=None, repr=False)  # (N, K, F) float64 before standardising
+    clip: float = 10.0
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def restandardized(self, scaler: Scaler) -> "Panel":
+        """The same panel with ``feat`` standardised by ``scaler`` (e.g. fitted on another fold's training
+        sessions); every other array is shared, the episode cache starts empty."""
+        if self.raw_feat is None:
+            raise ValueError("this panel keeps no raw features (built with standardize=False): nothing to "
+                             "re-standardise")
+        feat = standardize_features(self.raw_feat, scaler, self.symbols, self.feature_names, self.clip)
+        return replace(self, feat=feat, scaler=scaler, _cache={})
 
     @property
     def times(self) -> np.ndarray | None:
@@ -360,6 +409,7 @@ def build_panel(bars: pd.DataFrame, features: pd.DataFrame, symbols: list[str], 
     first_rows = starts[:-1]
     valid = (counts >= 2) & np.isfinite(adv).all(1) & (adv > 0).all(1) & ~np.isnan(close[first_rows]).any(1)
 
+    raw = None
     if standardize:
         if scaler is None:
             if train_sessions is None:
@@ -369,16 +419,24 @@ def build_panel(bars: pd.DataFrame, features: pd.DataFrame, symbols: list[str], 
                 scaler = Scaler.fit(features.loc[mask].reset_index(drop=True), train_sessions, by_symbol=True)
             except ValueError as e:
                 raise ValueError(f"no training-session rows to fit the feature standardisation on ({e})") from None
-        mu, sd = scaler.arrays(symbols, names)
-        feat = (feat - mu[None]) / sd[None]
+        raw = feat
     else:
         scaler = None
-    feat = np.clip(np.nan_to_num(feat, nan=0.0, posinf=clip, neginf=-clip), -clip, clip).astype(np.float32)
     bar_ns = bar_length_ns(ts, sess_of_row)
     times = np.asarray(pd.to_datetime(ts, utc=True).tz_convert(None), dtype="datetime64[ns]")
-    return Panel(tuple(symbols), tuple(names), sessions, starts, open_, close, volume, stale, secs, feat,
-                 tod, adv, tier, sigma, half_spread, valid, scaler, times, bar_ns,
-                 calendar_bar_counts(sessions, bar_ns, calendar))
+    return Panel(tuple(symbols), tuple(names), sessions, starts, open_, close, volume, stale, secs,
+                 standardize_features(feat, scaler, symbols, names, clip), tod, adv, tier, sigma, half_spread,
+                 valid, scaler, times, bar_ns, calendar_bar_counts(sessions, bar_ns, calendar), raw, clip)
+
+
+def standardize_features(raw: np.ndarray, scaler: Scaler | None, symbols, names, clip: float) -> np.ndarray:
+    """``(raw - mean) / std`` per symbol and feature (``scaler``; None: raw), NaN -> 0, clipped to
+    +-``clip``, float32: the observation features of a panel."""
+    feat = raw
+    if scaler is not None:
+        mu, sd = scaler.arrays(list(symbols), list(names))
+        feat = (raw - mu[None]) / sd[None]
+    return np.clip(np.nan_to_num(feat, nan=0.0, posinf=clip, neginf=-clip), -clip, clip).astype(np.float32)
 
 
 def pick_symbols(bars: pd.DataFrame, n: int, universe: pd.DataFrame | None, tiers: TierConfig,
@@ -400,5 +458,5 @@ def pick_symbols(bars: pd.DataFrame, n: int, universe: pd.DataFrame | None, tier
     return out
 
 
-__all__ = ["Episode", "Panel", "TIER_CODE", "build_panel", "check_features", "daily_sigma", "pick_symbols",
-           "roll_half_spread_bps", "session_splits"]
+__all__ = ["Episode", "Panel", "TIER_CODE", "build_panel", "check_features", "daily_sigma", "fold_splits",
+           "pick_symbols", "roll_half_spread_bps", "session_splits", "standardize_features"]

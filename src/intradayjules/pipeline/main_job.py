@@ -16,11 +16,17 @@ Stages (each reported through ``progress(stage, message)``):
    market model (``evaluate.suite``); ``runs/<name>/eval/<policy>/{daily,trades}.parquet``; the model
    against each on paired daily net P&L, and the tuning's selection (DSR, PBO) from the trials' validation
    P&L matrix (``pipeline.trial.load_pnl_matrix``, complete and pruned trials, partial sessions dropped);
-   the verdict sentence.
+   the verdict sentence. With ``agent.n_seeds`` > 1 the model and the baseline are trained for that many
+   seeds and compared with each other and the reference policies by paired daily P&L with two-level
+   (sessions x seeds) bootstrap intervals (``walk_forward.seed_comparison``).
 7. ``register``: the model becomes a version of ``tracking.registered_model`` with alias ``champion``.
 8. ``report``: ``runs/<name>/report.html`` (and ``report_data.json``, ``summary.json``); with tracking on,
    the records, the report and the statistics (``compare/*``, ``sharpe/*``, ``dsr/*``, ``pbo/*``) are
    logged to the model's run.
+
+With ``data.splits.mode: walk_forward`` the job is the walk-forward protocol instead
+(``pipeline.walk_forward``): tuning per fold on validation blocks, retraining per fold and seed, and the
+concatenated out-of-sample test P&L with its statistics; nothing is registered.
 """
 
 from __future__ import annotations
@@ -50,10 +56,12 @@ from ..track import log_report_outputs, log_training_outputs, make_tracker, regi
 from ..tune.backend import get_backend
 from ..tune.search import run_search
 from ..tune.space import SearchSpace
+from ..evaluate.metrics import json_safe
 from .illiquid import arm_config
 from .prepare import prepare, run_dir, with_data_path
 from .train_run import StepProgress, train, training_run
-from .trial import load_pnl_matrix
+from .trial import trial_pnl_matrix
+from .walk_forward import WalkForwardResult, run_walk_forward, seed_comparison
 
 Progress = Callable[[str, str], None]
 
@@ -73,6 +81,8 @@ class MainResult:
     feature_hit: bool | None = None
     verdict: str = ""
     suite: Suite | None = None
+    comparison: dict | None = None  # agent.n_seeds seeds per arm, paired CIs (pipeline.compare)
+    walk_forward: Any = None  # data.splits.mode walk_forward: the WalkForwardResult
 
 
 def study_name(cfg: ExperimentConfig) -> str:
@@ -87,22 +97,22 @@ DESCRIPTIONS = {"model": "the tuned, risk-aware DQN (best trial retrained)",
                 "baseline": "the original set-up: DQN trained with flat 5 bps costs, no risk shaping"}
 
 
-def trial_pnl_matrix(cfg: ExperimentConfig, study: str, result, panel) -> tuple[Any, str | None]:
-    """The complete and pruned trials' validation P&L (sessions x trials, partial sessions dropped) and the
-    selected (best) trial's key."""
-    keep = [t["id"] for t in result.trials if t.get("state") in ("complete", "pruned") and t.get("id") is not None]
-    m = load_pnl_matrix(cfg, study, trials=keep)
-    if not m.empty:
-        m = m.loc[~m.index.isin(pd.to_datetime(panel.partial_dates()))]
-    best = [t["id"] for t in result.trials if t.get("state") == "complete" and t.get("value") == result.best_value]
-    return m, (best[0] if best else None)
-
-
 def _steps(stage: str, say: Progress, total: int) -> StepProgress:
     """Step progress of a long stage through ``say(stage, message, fraction)`` (a two-argument ``say``
     gets plain messages)."""
     takes_fraction = len(inspect.signature(say).parameters) >= 3
     return StepProgress(lambda msg, frac: say(stage, msg, frac) if takes_fraction else say(stage, msg), total)
+
+
+def _walk_forward_result(wf: WalkForwardResult, feature_hit: bool | None) -> MainResult:
+    """The main job's result for a walk-forward run (``walk_forward`` holds everything)."""
+    model = wf.oos["table"]["arms"]["model"]
+    last = wf.folds[-1].models[0].model_path
+    return MainResult(wf.run_dir, wf.paths["json"], Path(last) if last else wf.run_dir,
+                      {"mean_daily_pnl_bps": model["mean"], "sd_over_seeds": model["sd"],
+                       "sharpe": wf.oos["sharpe"]["sharpe"], "sessions": wf.oos["n_sessions"]},
+                      {}, {"studies": [f.study for f in wf.folds]}, timings=wf.timings, feature_hit=feature_hit,
+                      comparison=wf.oos["table"], walk_forward=wf)
 
 
 def run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = None, address: str | None = None,
@@ -141,6 +151,9 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                     f"symbols {', '.join(prepared.env_data.symbols)}")
     out = run_dir(cfg)
     (out / "config.yaml").write_text(dump_config(cfg))
+    if cfg.data.splits.mode == "walk_forward":  # tune per fold, retrain per fold x seed, OOS statistics
+        wf = run_walk_forward(cfg, study=study_name(cfg), prepared=prepared, out=out, track=track, progress=say)
+        return _walk_forward_result(wf, prepared.feature_hit)
 
     t0 = time.perf_counter()
     name = study_name(cfg)
@@ -186,6 +199,25 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                            selected=selected, descriptions=DESCRIPTIONS, seed=cfg.seed)
     records = suite.write(out / "eval")
     m_stats, b_stats = suite.stats["model"], suite.stats["baseline"]
+    comparison = None
+    if cfg.agent.n_seeds > 1:
+        say("seeds", f"training {cfg.agent.n_seeds - 1} more seed(s) of the model and of the baseline")
+        comparison = seed_comparison(prepared, {"model": (best_cfg, model.result), "baseline": (base_cfg, base_res)},
+                                     cfg.agent.n_seeds, out, eval_cfg)
+        for c in comparison["contrasts"]:
+            say("evaluate", f"{c['a']} - {c['b']} over {cfg.agent.n_seeds} seeds: {c['mean_diff_bps']:+.2f} bps/day "
+                            f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] ({c['verdict']})")
+    m_stats, m_res = evaluate_policy(policy_from_model(load_model(model.result.model_path)), prepared.env_data,
+                                     eval_cfg, "test")
+    b_stats, b_res = evaluate_policy(policy_from_model(load_model(base_res.model_path)), prepared.env_data,
+                                     eval_cfg, "test")
+    if cfg.agent.n_seeds > 1:
+        say("seeds", f"training {cfg.agent.n_seeds - 1} more seed(s) of the model and of the baseline")
+    comparison = seed_comparison(prepared, {"model": (best_cfg, model.result), "baseline": (base_cfg, base_res)},
+                                 cfg.agent.n_seeds, out, eval_cfg)
+    for c in comparison["contrasts"]:
+        say("evaluate", f"{c['a']} - {c['b']}: {c['mean_diff_bps']:+.2f} bps/day "
+                        f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] ({c['verdict']})")
     timings["evaluate_s"] = time.perf_counter() - t0
     say("evaluate", f"{len(suite.stats)} policies on {len(suite.assessment.sessions)} full test sessions "
                     f"({suite.assessment.n_excluded} partial excluded); selection: {suite.assessment.n_trials} "
@@ -211,6 +243,7 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                     f"the realistic market model; statistics on the {len(a.sessions)} full sessions "
                     f"({a.n_excluded} partial excluded)."),
         **suite_data(suite, records, out),
+        "comparison": comparison,
         "training": model.result.evaluations,
         "tuning": {"study": result.study, "backend": result.backend, "wall_s": result.wall_s,
                    "best_value": result.best_value, "best_params": result.best_params, **details},
@@ -237,7 +270,8 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                "verdict": suite.verdict, "records": {n: {k: str(p) for k, p in r.items()} for n, r in records.items()},
                "selection": {"n_trials": a.n_trials, "trial_sessions": a.trial_sessions,
                              "dsr_p_value": a.dsr.p_value if a.dsr else None, "pbo": a.pbo.pbo if a.pbo else None,
-                             "note": a.selection_note}}
+                             "note": a.selection_note},
+               "comparison": comparison}
     (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, default=str))
     # the report files with their digests on the model's run (its records went up above), and the
     # baseline's own run gets its test metrics
@@ -247,4 +281,4 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                       {"study": result.study, "best_value": result.best_value, "n_complete": result.n_complete,
                        "n_pruned": result.n_pruned, "n_failed": result.n_failed},
                       registered, registered["run_id"] if registered else None, tracking_uri, timings,
-                      prepared.feature_hit, suite.verdict, suite)
+                      prepared.feature_hit, suite.verdict, suite, comparison)

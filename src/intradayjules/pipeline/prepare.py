@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +43,20 @@ class Prepared:
     @property
     def scaler(self) -> Scaler | None:
         return self.env_data.scaler
+
+    def for_fold(self, i: int) -> "Prepared":
+        """The same data with walk-forward fold ``i``'s splits (``data.splits.fold = i`` in ``cfg``) and a
+        scaler fitted on that fold's training sessions (from the feature store when the data came from it)."""
+        if i == self.env_data.fold:
+            return self
+        cfg = self.cfg.model_copy(update={"data": self.cfg.data.model_copy(
+            update={"splits": self.cfg.data.splits.model_copy(update={"fold": i})})})
+        scaler = None
+        if self.scaler is not None and self.feature_key is not None:
+            train = (self.env_data.folds or [self.env_data.splits])[i]["train"]
+            store = FeatureStore(resolve_path(cfg, cfg.features.store_dir))
+            scaler = store.scaler(self.feature_key, train, frame=self.env_data.features, by_symbol=True)
+        return replace(self, cfg=cfg, env_data=self.env_data.for_fold(i, scaler))
 
     def lineage(self) -> dict[str, str]:
         spec = json.dumps(feature_spec(self.cfg.features, self.cfg.data.calendar), sort_keys=True, default=str)

@@ -17,10 +17,16 @@ whichever ``agent.algo`` the config names (agents/algos.py; the name is historic
 * when the search samples the risk weights, the objective's composite uses the profile's reference
   weights, so trials are scored on one scale (the sampled weights only drive early stopping);
 * the final objective is the mean of the last three evaluations' objectives (less optimistic than the
-  best one), averaged over ``tune.n_seeds`` seeds (seeds after the first train without reporting);
+  best one), averaged over ``tune.n_seeds`` seeds (seeds after the first train without reporting) and, with
+  walk-forward splits, over ``tune.objective_folds`` folds ending with the fold being tuned
+  (``trial_folds``; each trained on its own window with its own scaler); the evaluations of fold k (seed 0)
+  are reported as steps ``k * reports_per_trial + 1, ...``, so pruning compares trials fold by fold;
+* the whole trial runs inside ``env.tuning_phase`` with the horizon at the tuned fold's first test session:
+  asking the data layer for a test block, or for any session from the horizon on, raises;
 * the per-session validation P&L of the trial's latest evaluation (first seed; rewritten at every
-  evaluation, so a pruned trial keeps its last one) goes to ``<workdir>/tune-pnl/<study>/<trial key>.json``
-  as ``{"trial": key, "sessions": [...], "daily_bps": [...]}``; ``load_pnl_matrix(cfg, study)`` reads them
+  evaluation, so a pruned trial keeps its last one; with several objective folds, each fold's latest,
+  concatenated in time order) goes to ``<workdir>/tune-pnl/<study>/<trial key>.json`` as
+  ``{"trial": key, "sessions": [...], "daily_bps": [...]}``; ``load_pnl_matrix(cfg, study)`` reads them
   back as the sessions x trials matrix of the deflated Sharpe ratio and PBO (``evaluate/overfitting.py``).
   The trial key is the backend's trial id (``reporter.trial_key``: the Optuna trial number, the Ray trial
   directory name), else a digest of the parameters.
@@ -39,10 +45,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import ExperimentConfig, RiskConfig
+from ..env import tuning_phase
 from .prepare import prepare, resolve_path
 from .train_run import train
 
 _PREPARED: dict[str, object] = {}
+_FOLDS: dict[tuple, object] = {}
 
 
 def prepared_for(cfg: ExperimentConfig, data_path=None):
@@ -52,6 +60,7 @@ def prepared_for(cfg: ExperimentConfig, data_path=None):
                       cfg.market.model_dump(mode="json"), env, str(data_path), str(cfg.workdir)], sort_keys=True)
     if key not in _PREPARED:
         _PREPARED.clear()  # one prepared data set per worker process at a time
+        _FOLDS.clear()
         _PREPARED[key] = prepare(cfg, data_path)
     return _PREPARED[key]
 
@@ -59,6 +68,23 @@ def prepared_for(cfg: ExperimentConfig, data_path=None):
 def _final(history: list[dict]) -> float:
     vals = [h["eval/objective"] for h in history[-3:]]
     return float(sum(vals) / len(vals)) if vals else math.nan
+
+
+def trial_folds(cfg: ExperimentConfig) -> list[int]:
+    """The folds a trial trains and validates on: the last ``tune.objective_folds`` folds ending with the
+    one being tuned (``data.splits.fold``, default the last); ``[0]`` for a fixed split."""
+    sp = cfg.data.splits
+    if sp.mode != "walk_forward":
+        return [0]
+    last = sp.folds - 1 if sp.fold is None else sp.fold
+    return list(range(max(0, last - cfg.tune.objective_folds + 1), last + 1))
+
+
+def _fold(prepared, i: int):
+    key = (id(prepared), i)
+    if key not in _FOLDS:
+        _FOLDS[key] = prepared.for_fold(i)
+    return _FOLDS[key]
 
 
 def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
@@ -74,20 +100,27 @@ def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
     prepared = prepared_for(cfg, cfg.tune.data_path)
     root = Path(tempfile.mkdtemp(prefix="trial-", dir=_trial_root(cfg)))
     finals = []
-    try:
-        for s in range(cfg.tune.n_seeds):
-            seed_cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"seed": cfg.agent.seed + s})})
-            hooks = [_pnl_hook(cfg, params, reporter), _report_hook(reporter)] if s == 0 else []
-            init = None
-            if s == 0 and reporter.restore_dir() is not None:  # PBT exploit: donor weights, new params
-                cand = Path(reporter.restore_dir()) / "model.zip"
-                init = cand if cand.exists() else None
-            res = train(prepared, root / f"seed{s}", cfg=seed_cfg, total_timesteps=steps, hooks=hooks,
-                        init_weights_from=init, eval_sessions=cfg.risk.eval_episodes,
-                        objective_weights=objective_weights, checkpoints=False)
-            finals.append(_final(res.evaluations))
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    by_fold: dict[int, pd.Series] = {}  # each objective fold's latest validation P&L (seed 0)
+    # the guard: nothing in here may read the tuned fold's test block or anything after its start
+    with tuning_phase(horizon=prepared.env_data.splits["test"][0], what="tuning trial"):
+        try:
+            for k, fold in enumerate(trial_folds(cfg)):
+                prep = _fold(prepared, fold)
+                for s in range(cfg.tune.n_seeds):
+                    seed_cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(
+                        update={"seed": cfg.agent.seed + s})})
+                    hooks = ([_pnl_hook(cfg, params, reporter, by_fold, fold),
+                              _report_hook(reporter, offset=k * n_reports)] if s == 0 else [])
+                    init = None
+                    if k == 0 and s == 0 and reporter.restore_dir() is not None:  # PBT exploit: donor weights
+                        cand = Path(reporter.restore_dir()) / "model.zip"
+                        init = cand if cand.exists() else None
+                    res = train(prep, root / f"fold{fold}-seed{s}", cfg=seed_cfg, total_timesteps=steps,
+                                hooks=hooks, init_weights_from=init, eval_sessions=cfg.risk.eval_episodes,
+                                objective_weights=objective_weights, checkpoints=False)
+                    finals.append(_final(res.evaluations))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     return float(sum(finals) / len(finals))
 
 
@@ -97,7 +130,9 @@ def _trial_root(cfg: ExperimentConfig) -> str:
     return str(d)
 
 
-def _report_hook(reporter):
+def _report_hook(reporter, offset: int = 0):
+    """Reports each evaluation as step ``offset + 1, offset + 2, ...`` (one range of steps per fold, so the
+    pruner compares trials fold by fold)."""
     count = {"n": 0}
 
     def hook(callback, metrics: dict) -> None:
@@ -105,7 +140,7 @@ def _report_hook(reporter):
         every = getattr(reporter, "checkpoint_every", None)
         if every and count["n"] % every == 0:
             callback.model.save(Path(reporter.checkpoint_dir()) / "model.zip")
-        reporter.report(count["n"], float(metrics["eval/objective"]))
+        reporter.report(offset + count["n"], float(metrics["eval/objective"]))
 
     return hook
 
@@ -122,14 +157,18 @@ def trial_key(params: dict, reporter) -> str:
     return str(key)
 
 
-def _pnl_hook(cfg: ExperimentConfig, params: dict, reporter):
-    """Write the evaluation's per-session validation P&L (bps) of this trial, atomically, at every evaluation."""
+def _pnl_hook(cfg: ExperimentConfig, params: dict, reporter, by_fold: dict[int, pd.Series] | None = None,
+              fold: int = 0):
+    """Write the evaluation's per-session validation P&L (bps) of this trial, atomically, at every evaluation;
+    ``by_fold`` keeps each objective fold's latest, written concatenated in time order."""
     study = cfg.tune.study_name or cfg.name
+    by_fold = {} if by_fold is None else by_fold
 
     def hook(callback, metrics: dict) -> None:
-        daily = callback.last_daily_bps
-        if daily is None:
+        if callback.last_daily_bps is None:
             return
+        by_fold[fold] = callback.last_daily_bps
+        daily = pd.concat([by_fold[f] for f in sorted(by_fold)])
         key = trial_key(params, reporter)
         d = pnl_dir(cfg, study)
         d.mkdir(parents=True, exist_ok=True)
@@ -168,3 +207,15 @@ def load_pnl_matrix(cfg: ExperimentConfig, study: str, trials=None) -> pd.DataFr
     if not cols:
         return pd.DataFrame()
     return pd.DataFrame({k: cols[k] for k in sorted(cols, key=lambda k: (len(k), k))})
+
+
+
+def trial_pnl_matrix(cfg: ExperimentConfig, study: str, result, panel) -> tuple[pd.DataFrame, str | None]:
+    """The complete and pruned trials' validation P&L (sessions x trials, partial sessions dropped) and the
+    selected (best) trial's key, from a search ``result`` (``tune.search.SearchResult``)."""
+    keep = [t["id"] for t in result.trials if t.get("state") in ("complete", "pruned") and t.get("id") is not None]
+    m = load_pnl_matrix(cfg, study, trials=keep)
+    if not m.empty:
+        m = m.loc[~m.index.isin(pd.to_datetime(panel.partial_dates()))]
+    best = [t["id"] for t in result.trials if t.get("state") == "complete" and t.get("value") == result.best_value]
+    return m, (best[0] if best else None)
