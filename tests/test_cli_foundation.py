@@ -1,6 +1,5 @@
 """CLI: config validate/show, data validate/synth, run (data stage)."""
 
-import hashlib
 import subprocess
 import sys
 from pathlib import Path

@@ -107,7 +107,7 @@ def test_quickstart_small_budget_end_to_end(e2e):
     assert html.count("data:image/png;base64,") >= 8
     assert "http://" not in html and "https://" not in html  # self-contained
     # the trials' validation P&L matrix is stored with the study and read back
-    assert summary["selection"]["n_trials"] >= 2 and summary["selection"]["trial_sessions"] == 2
+    assert summary["selection"]["n_trials"] >= 2 and summary["selection"]["trial_sessions"] > 2  # every validation session
     # the model's MLflow run holds the records, the report and the statistics
     from mlflow.tracking import MlflowClient
 

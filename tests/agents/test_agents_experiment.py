@@ -1,4 +1,5 @@
-"""``experiment agents``: algorithms x seeds on the same sessions, reported against the flat policy."""
+"""``experiment agents``: algorithms x seeds on the same sessions (walk-forward folds when configured), reported
+against every reference policy."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ def test_report_per_algorithm_matches_an_independent_recomputation(result):
     eval_cfg = apply_overrides(cfg, {"market.model": "realistic"})
     n_test = len(prepared.env_data.splits["test"])
     assert summary["references"]["flat"] == {"mean_daily_bps": 0.0, "sessions": n_test}
+    from intradayjules.agents.references import REFERENCE_NAMES
+    from intradayjules.evaluate.seeds import difference
+
+    assert set(summary["references"]) == set(REFERENCE_NAMES)
     for algo in ("dqn", "ppo"):
         entry = summary["algorithms"][algo]
         daily = []
@@ -56,7 +61,36 @@ def test_report_per_algorithm_matches_an_independent_recomputation(result):
         assert vs["n"] == n_test and vs["mean_diff"] == pytest.approx(np.mean(np.mean(daily, axis=0)))
         assert vs["ci_low"] <= vs["mean_diff"] <= vs["ci_high"]
         assert vs["per_seed"]["1"]["mean_diff"] == pytest.approx(per_seed[1])
+        # the two-level interval (seeds and sessions resampled) against an independent call, for buy_hold
+        bh = entry["vs_buy_hold"]
+        ref = np.full((1, n_test), np.nan)
+        _, rb = evaluate_policy(_buy_hold(cfg, prepared), prepared.env_data, eval_cfg, "test")
+        ref[0] = (rb.closing_equity() / rb.initial_equity - 1.0).to_numpy() * 1e4
+        want = difference(np.vstack(daily), ref, name_a=algo, name_b="buy_hold")
+        assert bh["two_level"]["mean_diff"] == pytest.approx(want.estimate)
+        assert bh["two_level"]["ci_low"] == pytest.approx(want.ci_low)
+        assert bh["two_level"]["ci_high"] == pytest.approx(want.ci_high)
         assert entry["timesteps"] == [1000, 1000]
+
+
+def _buy_hold(cfg, prepared):
+    from intradayjules.agents.references import reference_policy
+    from intradayjules.env import make_env
+
+    eval_cfg = apply_overrides(cfg, {"market.model": "realistic"})
+    return reference_policy("buy_hold", make_env(eval_cfg, None, split="test", data=prepared.env_data))
+
+
+def test_walk_forward_configs_run_on_every_fold(tmp_path):
+    cfg = small_config(tmp_path, data={"splits": {"mode": "walk_forward", "folds": 2}})
+    prepared = prepare(cfg)
+    folds = exp.config_folds(prepared)
+    assert [f.name for f in folds] == ["fold0", "fold1"]
+    tests = [f.env_data.splits["test"] for f in folds]
+    assert tests[0][-1] < tests[1][0]  # consecutive, non-overlapping test blocks
+    # each fold standardises on its own training sessions
+    assert [f.env_data.scaler.sessions[-1] for f in folds] == [
+        str(np.datetime_as_string(f.env_data.splits["train"][-1], unit="D")) for f in folds]
 
 
 def test_folds_plug_in_and_their_test_days_are_concatenated(result, tmp_path):

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from intradayjules.agents.dqn import latest_checkpoint, load_model

@@ -142,3 +142,22 @@ def test_plant_edge_in_bars_adds_exactly_the_rule_and_nothing_else():
     pos = frame[frame["symbol"] == "LQ01"].groupby("session").cumcount().to_numpy()[1:]
     assert set(np.unique(step[pos >= 2])) <= {-5.0, 0.0, 5.0} and (step[pos < 2] == 0).all()
     assert (np.abs(step[pos >= 2]) == 5.0).mean() > 0.95  # zero only after an unchanged close
+
+
+def test_the_controls_preset_plants_the_edge_the_rule_picks_from_training_sessions(tmp_path):
+    """The planted edge's size is a rule on fold 0's training sessions and the generator (costs at most half
+    the expected gross), not a choice made on test results: the preset must carry what the rule picks."""
+    from intradayjules.config import apply_overrides, load_config
+    from intradayjules.config.presets import preset_path
+    from intradayjules.pipeline.controls import DEFAULT_EDGE_BPS, MIN_NET_SHARE, tradable_edge
+
+    cfg = apply_overrides(load_config(preset_path("controls")), {"workdir": str(tmp_path / "runs"),
+                                                     "features.store_dir": str(tmp_path / "store")})
+    p = prepare(cfg, use_store=False)
+    edge, rows = tradable_edge(cfg, p.env_data)
+    assert edge == cfg.data.synthetic.edge_bps == DEFAULT_EDGE_BPS
+    # the picked edge keeps at least half its gross, the one before it does not
+    assert rows[-1]["net_bps_per_day"] >= MIN_NET_SHARE * rows[-1]["gross_bps_per_day"]
+    assert rows[-2]["net_bps_per_day"] < MIN_NET_SHARE * rows[-2]["gross_bps_per_day"]
+    # only training sessions were used
+    assert rows[-1]["sessions"] == len(p.env_data.folds[0]["train"])

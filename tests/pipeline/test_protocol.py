@@ -185,11 +185,11 @@ def test_tiny_walk_forward_run_never_chooses_on_a_test_block(tmp_path):
         # tuning of fold i saw validation sessions of folds i-1 and i only: all before fold i's test block
         m = load_pnl_matrix(cfg, f"tiny-fold{i}")
         assert m.shape[1] == f.n_trials["complete"] >= 1
-        assert max(m.index) < days(tests[i])[0]
+        assert max(m.index) < pd.Timestamp(days(tests[i])[0])
         allowed = set()
         for j in range(max(0, i - 1), i + 1):
             allowed |= set(days(prepared.env_data.folds[j]["val"]))
-        assert set(m.index) <= allowed
+        assert {d.strftime("%Y-%m-%d") for d in m.index} <= allowed
         # retrained on fold i's window with fold i's split: its config says so
         cfg_text = (tmp_path / "out" / f"fold{i}" / "model-seed0" / "config.yaml").read_text()
         assert f"fold: {i}" in cfg_text

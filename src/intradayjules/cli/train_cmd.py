@@ -252,7 +252,9 @@ def controls(
                       ", ".join(f"{p:.2f}" for p in r["dsr_p_by_fold"]),
                       ", ".join(f"{p:.2f}" for p in r["pbo_by_fold"]), "yes" if r["passed"] else "NO")
     console.print(table)
-    console.print(f"target: {summary['target']}")
+    for kind, r in res["rows"].items():
+        console.print(f"{kind}: {r['verdict']}", highlight=False)
+    console.print(f"written: {res['path']}", highlight=False, soft_wrap=True)
 
 
 @experiment_app.command("agents")
@@ -265,7 +267,8 @@ def agents(
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
     out: Path | None = typer.Option(None, "--out"),
 ) -> None:
-    """Each algorithm x N seeds on the same sessions, against the flat policy (paired daily net P&L)."""
+    """Each algorithm x N seeds on the same sessions (every walk-forward fold with data.splits.mode
+    walk_forward), against the reference policies (paired daily net P&L, seeds and sessions resampled)."""
     from ..pipeline import agents_experiment as exp
 
     cfg = load_or_exit(config, set_)
@@ -282,6 +285,3 @@ def agents(
     for line in exp.describe(summary):
         console.print(line, highlight=False)
     console.print(f"written: {summary['path']}")
-    for kind, r in res["rows"].items():
-        console.print(f"{kind}: {r['verdict']}", highlight=False)
-    console.print(f"written: {res['path']}", highlight=False, soft_wrap=True)

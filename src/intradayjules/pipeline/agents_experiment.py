@@ -3,8 +3,8 @@
 For every fold, algorithm and seed ``s`` (``agent.seed + s``) one training run (``train_run.train``: the
 risk callback, the config's risk profile and budget; ``agent.algo`` set to the algorithm) on the fold's
 training sessions; the final model is then rolled over the fold's test sessions under the realistic
-market model. The reference policies (default: ``flat``, which never trades) are rolled over the same
-sessions. A day's net P&L is ``1e4 * (equity_close / initial_cash - 1)`` bps (each session starts from the
+market model. The reference policies (default: every one of ``agents.references``: flat, buy_hold,
+buy_hold_liquid, random, momentum, reversal) are rolled over the same sessions. A day's net P&L is ``1e4 * (equity_close / initial_cash - 1)`` bps (each session starts from the
 initial cash); a run's test P&L is its days over all folds' test sessions, in fold order.
 
 Per algorithm, the report (``agents_experiment.json``) gives:
@@ -13,12 +13,15 @@ Per algorithm, the report (``agents_experiment.json``) gives:
   per-seed values (``evaluate.daily_pnl.mean_over_seeds``);
 * ``vs_<reference>``: ``evaluate.paired.paired_comparison`` of the algorithm's daily P&L averaged over
   seeds (the P&L one should expect from running the algorithm with an unknown seed) against the
-  reference's, paired by session: mean difference, block-bootstrap interval, p-values; and the same
-  comparison for each seed (``per_seed``).
+  reference's, paired by session: mean difference, block-bootstrap interval, p-values; the same
+  comparison for each seed (``per_seed``); and ``two_level``: the interval of ``evaluate.seeds.difference``,
+  which resamples the seeds as well as the sessions (the protocol's comparison, docs/protocol.md), so a
+  difference that depends on the seed does not count.
 
 Folds: a fold is a :class:`Fold` (a name and the ``EnvData`` whose train/val/test splits are its session
-blocks). :func:`config_folds` gives the config's one train/val/test split; walk-forward folds plug in as
-another list (``run(..., folds=...)``). Test sessions are never used for a choice: training selects
+blocks). :func:`config_folds` gives the config's folds: with ``data.splits.mode: walk_forward`` one per
+walk-forward fold (each with its own scaler, ``Prepared.for_fold``), else the one train/val/test split; any
+other list plugs in (``run(..., folds=...)``). Test sessions are never used for a choice: training selects
 nothing on them and the report only reads them.
 """
 
@@ -37,19 +40,21 @@ import pandas as pd
 
 from ..agents.algos import ALGOS
 from ..agents.policy import policy_from_model
+from ..agents.references import REFERENCE_NAMES, reference_policy
 from ..agents.sb3 import load_model
 from ..config import ExperimentConfig, apply_overrides
 from ..env import EnvData, make_env
-from ..env.rollout import Policy, named_policy
+from ..env.rollout import Policy
 from ..evaluate.daily_pnl import mean_over_seeds
 from ..evaluate.evaluation import evaluate_policy
 from ..evaluate.metrics import json_safe
 from ..evaluate.paired import paired_comparison
+from ..evaluate.seeds import difference
 from .prepare import Prepared, prepare, run_dir
 from .train_run import train
 
 PolicyFactory = Callable[[Any], Policy]  # (evaluation env) -> policy
-REFERENCES: dict[str, PolicyFactory] = {"flat": lambda env: named_policy("flat", env)}
+REFERENCES: dict[str, PolicyFactory] = {n: (lambda env, n=n: reference_policy(n, env)) for n in REFERENCE_NAMES}
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,9 @@ class Fold:
 
 
 def config_folds(prepared: Prepared) -> list[Fold]:
-    """The config's own train/val/test split as the one fold."""
+    """The config's folds: every walk-forward fold (``data.splits.mode: walk_forward``), else its one split."""
+    if prepared.cfg.data.splits.mode == "walk_forward":
+        return [Fold(f"fold{i}", prepared.for_fold(i).env_data) for i in range(prepared.env_data.n_folds)]
     return [Fold("split", prepared.env_data)]
 
 
@@ -147,9 +154,15 @@ def summarize(runs: Sequence[RunResult], references: Mapping[str, pd.Series]) ->
             "wall_s": float(sum(r.wall_s for r in runs if r.algo == algo)),
             "stopped_early": sum(r.stopped_early for r in runs if r.algo == algo),
         }
+        seeds_x_sessions = pd.concat(seed_pnl.values(), axis=1).to_numpy().T
         for ref, ref_pnl in references.items():
             c = paired_comparison(mean_pnl, ref_pnl, name_a=f"{algo} (mean over seeds)", name_b=ref)
+            two = difference(seeds_x_sessions, ref_pnl.reindex(mean_pnl.index).to_numpy()[None, :],
+                             name_a=algo, name_b=ref)
             entry[f"vs_{ref}"] = {**c.to_dict(),
+                                  "two_level": {"mean_diff": two.estimate, "ci_low": two.ci_low,
+                                                "ci_high": two.ci_high, "p_value": two.p_value,
+                                                "reason": two.reason},
                                   "per_seed": {str(s): _brief(paired_comparison(p, ref_pnl, name_a=f"{algo} seed {s}",
                                                                                 name_b=ref))
                                                for s, p in seed_pnl.items()}}
@@ -170,7 +183,8 @@ def describe(summary: Mapping[str, Any]) -> list[str]:
         parts = [f"{algo}: {m['mean']:.2f}{sd} bps/day over {m['n_seeds']} seeds"]
         for key, c in e.items():
             if key.startswith("vs_"):
-                parts.append(f"{key} {c['mean_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] "
-                             f"p={c['p_value']:.3g}")
+                t = c["two_level"]
+                parts.append(f"{key} {c['mean_diff']:+.2f} [{t['ci_low']:+.2f}, {t['ci_high']:+.2f}] "
+                             f"p={t['p_value']:.3g}")
         lines.append("; ".join(parts))
     return lines

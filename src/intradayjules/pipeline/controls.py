@@ -58,8 +58,26 @@ from .main_job import study_name
 from .prepare import prepare, run_dir
 from .walk_forward import WalkForwardResult, run_walk_forward
 
-DEFAULT_EDGE_BPS = 6.0
+DEFAULT_EDGE_BPS = 4.0  # what ``tradable_edge`` picks for the controls preset (tests/pipeline/test_controls.py)
+EDGE_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+MIN_NET_SHARE = 0.5
 ALPHA = 0.05
+
+
+def tradable_edge(cfg: ExperimentConfig, env_data: EnvData, grid=EDGE_GRID, min_net_share: float = MIN_NET_SHARE
+                  ) -> tuple[float, list[dict[str, Any]]]:
+    """The planted edge's size, chosen without training anything and without looking at any validation or
+    test session: the smallest edge of ``grid`` (bps per bar) at which the oracle rule's expected net P&L
+    (``expected_edge``, generator parameters and the cost model on fold 0's **training** sessions) keeps at
+    least ``min_net_share`` of its gross (costs at most half of it). Returns the edge and the grid's rows."""
+    train = [str(np.datetime_as_string(d, unit="D")) for d in (env_data.folds or [env_data.splits])[0]["train"]]
+    rows = []
+    for e in grid:
+        x = expected_edge(apply_overrides(cfg, {"data.synthetic.edge_bps": float(e)}), env_data, train)
+        rows.append(x)
+        if x["gross_bps_per_day"] > 0 and x["net_bps_per_day"] >= min_net_share * x["gross_bps_per_day"]:
+            return float(e), rows
+    raise ValueError(f"no edge in {list(grid)} bps/bar keeps {min_net_share:.0%} of its gross after costs")
 
 
 def edge_oracle(env_data: EnvData, cfg: ExperimentConfig) -> Policy:

@@ -40,8 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from .. import rundir
 from ..agents.policy import policy_from_model
 from ..agents.references import REFERENCE_NAMES
@@ -56,7 +54,6 @@ from ..track import log_report_outputs, log_training_outputs, make_tracker, regi
 from ..tune.backend import get_backend
 from ..tune.search import run_search
 from ..tune.space import SearchSpace
-from ..evaluate.metrics import json_safe
 from .illiquid import arm_config
 from .prepare import prepare, run_dir, with_data_path
 from .train_run import StepProgress, train, training_run
@@ -207,17 +204,6 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
         for c in comparison["contrasts"]:
             say("evaluate", f"{c['a']} - {c['b']} over {cfg.agent.n_seeds} seeds: {c['mean_diff_bps']:+.2f} bps/day "
                             f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] ({c['verdict']})")
-    m_stats, m_res = evaluate_policy(policy_from_model(load_model(model.result.model_path)), prepared.env_data,
-                                     eval_cfg, "test")
-    b_stats, b_res = evaluate_policy(policy_from_model(load_model(base_res.model_path)), prepared.env_data,
-                                     eval_cfg, "test")
-    if cfg.agent.n_seeds > 1:
-        say("seeds", f"training {cfg.agent.n_seeds - 1} more seed(s) of the model and of the baseline")
-    comparison = seed_comparison(prepared, {"model": (best_cfg, model.result), "baseline": (base_cfg, base_res)},
-                                 cfg.agent.n_seeds, out, eval_cfg)
-    for c in comparison["contrasts"]:
-        say("evaluate", f"{c['a']} - {c['b']}: {c['mean_diff_bps']:+.2f} bps/day "
-                        f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] ({c['verdict']})")
     timings["evaluate_s"] = time.perf_counter() - t0
     say("evaluate", f"{len(suite.stats)} policies on {len(suite.assessment.sessions)} full test sessions "
                     f"({suite.assessment.n_excluded} partial excluded); selection: {suite.assessment.n_trials} "

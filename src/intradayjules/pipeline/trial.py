@@ -23,6 +23,8 @@ whichever ``agent.algo`` the config names (agents/algos.py; the name is historic
   are reported as steps ``k * reports_per_trial + 1, ...``, so pruning compares trials fold by fold;
 * the whole trial runs inside ``env.tuning_phase`` with the horizon at the tuned fold's first test session:
   asking the data layer for a test block, or for any session from the horizon on, raises;
+* a trial's evaluations cover every session of the validation block (not ``risk.eval_episodes``, which
+  is for training runs): the objective and the selection statistics below see the whole block;
 * the per-session validation P&L of the trial's latest evaluation (first seed; rewritten at every
   evaluation, so a pruned trial keeps its last one; with several objective folds, each fold's latest,
   concatenated in time order) goes to ``<workdir>/tune-pnl/<study>/<trial key>.json`` as
@@ -116,7 +118,8 @@ def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
                         cand = Path(reporter.restore_dir()) / "model.zip"
                         init = cand if cand.exists() else None
                     res = train(prep, root / f"fold{fold}-seed{s}", cfg=seed_cfg, total_timesteps=steps,
-                                hooks=hooks, init_weights_from=init, eval_sessions=cfg.risk.eval_episodes,
+                                hooks=hooks, init_weights_from=init,
+                                eval_sessions=len(prep.env_data.splits["val"]),  # the whole validation block
                                 objective_weights=objective_weights, checkpoints=False)
                     finals.append(_final(res.evaluations))
         finally:
