@@ -128,3 +128,23 @@ def test_kill_switch_run_reconciles(deployed, tmp_path):
     run.close()
     assert killed >= 2
     assert rec.ok, rec.text()
+
+
+def test_policy_refuses_and_closes_non_members(deployed):
+    """``set_members``: the live policy applies the env's membership rule (``decide``): a long request in a
+    symbol outside the session's universe is refused and a position held in it is ordered closed."""
+    pol = DeployedPolicy.load(deployed.bundle)
+    K = pol.K
+    pol.close[:] = 100.0
+    out, keep = pol.symbols[1], pol.symbols[0]
+    pol.action = lambda obs: 1 + 3 * 1 + 2  # ask long symbol 1
+    pos = [0.0] * K
+    pos[0], pos[1] = 5.0, 7.0
+    free = pol.act(None, 100_000.0, pos)
+    assert free.intent.orders[1] == 253.0 - 7.0 and not any(free.intent.refused)  # floor(0.25 * 101,200 / 100)
+    pol.set_members([s for s in pol.symbols if s != out])
+    act = pol.act(None, 100_000.0, pos)
+    assert act.intent.refused[1] and act.intent.orders[1] == -7.0 and act.targets[out] == 0.0
+    assert act.intent.orders[0] == 0.0 and keep in pol.symbols
+    pol.set_members(None)
+    assert not any(pol.act(None, 100_000.0, pos).intent.refused)

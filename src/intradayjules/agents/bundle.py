@@ -5,7 +5,7 @@ one runs whatever code its author put there. The bundle is the project's own for
 
     model.bundle/
       manifest.json          format, algorithm, spaces, network, file digests (plain JSON)
-      weights.safetensors    the Q-network's tensors (safetensors: a header + raw bytes, no code)
+      weights.safetensors    the acting network's tensors (safetensors: a header + raw bytes, no code)
 
 ``manifest.json`` (``format_version`` 1)::
 
@@ -20,13 +20,25 @@ one runs whatever code its author put there. The bundle is the project's own for
      "source": {"num_timesteps": 20000, "sb3_version": "2.9.2", "torch_version": "...",
                 "zip_sha256": "<hex of the SB3 zip saved alongside>" | null}}
 
+Every algorithm of the table (agents/algos.py) has a bundle; ``algorithm`` and ``policy`` differ:
+
+* ``DQN``: ``DQNPolicy`` as above; tensors: the Q-network (``q_net.*``).
+* ``QRDQN``: ``{"class": "RiskAwareQRDQNPolicy", "net_arch": [...], "activation_fn": ..., "n_quantiles": 50,
+  "risk": {"measure": "mean" | "cvar" | "mean_std", "cvar_alpha": a, "risk_lambda": l}, ...}``; tensors:
+  the quantile network (``quantile_net.*``); the greedy action maximises the risk measure of the
+  quantiles (agents/risk_measures.py).
+* ``PPO`` / ``A2C``: ``{"class": "ActorCriticPolicy", "net_arch": {"pi": [...], "vf": [...]},
+  "activation_fn": ..., "share_features_extractor": true, ...}``; tensors: the whole actor-critic (the
+  value network too, so the bundle can score states); the greedy action is the categorical's mode.
+
 Infinite space bounds are written as the strings ``"inf"`` / ``"-inf"`` (strict JSON).
 
 ``load_policy(path)`` reads the manifest (at most 1 MiB), checks every file's sha256, rebuilds the SB3
-``DQNPolicy`` from the manifest (activation from an allow-list, never an import path) and loads the
-tensors (names and shapes must match exactly). The result, :class:`BundlePolicy`, answers
-``predict(obs, deterministic=True) -> (actions, None)`` like the SB3 model (always greedy) and
-``q_values(obs)``; its greedy actions and Q-values equal the SB3 model's (tests/agents/test_bundle.py).
+policy class of the algorithm from the manifest (class from a fixed table, activation from an
+allow-list, never an import path) and loads the tensors (names and shapes must match exactly). The
+result, :class:`BundlePolicy`, answers ``predict(obs, deterministic=True) -> (actions, None)`` like the
+SB3 model (always greedy) and, for DQN, ``q_values(obs)``; its greedy actions equal the SB3 model's
+(tests/agents/test_bundle.py, 1,000 observations per algorithm).
 """
 
 from __future__ import annotations
@@ -50,7 +62,8 @@ WEIGHTS = "weights.safetensors"
 BUNDLE_SUFFIX = ".bundle"
 MAX_MANIFEST_BYTES = 1 << 20
 ACTIVATIONS = ("ReLU", "Tanh", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Identity")
-SUPPORTED = ("DQN",)
+SUPPORTED = ("DQN", "QRDQN", "PPO", "A2C")
+MEASURES = ("mean", "cvar", "mean_std")  # agents/risk_measures.py
 
 
 class BundleError(IntradayJulesError):
@@ -135,7 +148,8 @@ def _obs_layout(model: Any) -> dict[str, Any] | None:
 
 def export_bundle(model: Any, path: str | Path, *, zip_sha256: str | None = None,
                   obs_layout: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` (an SB3 DQN) as a bundle directory at ``path`` (replaced atomically)."""
+    """Write ``model`` (an SB3 DQN, QR-DQN, PPO or A2C) as a bundle directory at ``path`` (replaced
+    atomically)."""
     import torch
     from safetensors.torch import save_file
 
@@ -143,14 +157,8 @@ def export_bundle(model: Any, path: str | Path, *, zip_sha256: str | None = None
     if algo not in SUPPORTED:
         raise BundleError(f"cannot bundle a {algo}: supported algorithms are {', '.join(SUPPORTED)}")
     policy = model.policy
-    q_net = policy.q_net
-    activation = policy.activation_fn.__name__
-    if activation not in ACTIVATIONS:
-        raise BundleError(f"activation {activation} is not in the bundle's allow-list {ACTIVATIONS}")
-    extractor = type(q_net.features_extractor).__name__
-    if extractor != "FlattenExtractor":
-        raise BundleError(f"features extractor {extractor}: only FlattenExtractor can be bundled")
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in q_net.state_dict().items()}
+    net, policy_json = _acting_network(algo, policy)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=False)
@@ -158,9 +166,7 @@ def export_bundle(model: Any, path: str | Path, *, zip_sha256: str | None = None
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "algorithm": algo,
-            "policy": {"class": type(policy).__name__, "net_arch": [int(x) for x in policy.net_arch],
-                       "activation_fn": activation, "features_extractor": extractor,
-                       "normalize_images": bool(policy.normalize_images)},
+            "policy": policy_json,
             "observation_space": space_to_json(policy.observation_space),
             "action_space": space_to_json(policy.action_space),
             "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")}
@@ -183,6 +189,37 @@ def export_bundle(model: Any, path: str | Path, *, zip_sha256: str | None = None
         _rmtree(tmp)
         raise
     return path
+
+
+def _acting_network(algo: str, policy: Any) -> tuple[Any, dict[str, Any]]:
+    """The module whose tensors the bundle stores and the manifest's ``policy`` section."""
+    net = {"DQN": "q_net", "QRDQN": "quantile_net"}.get(algo)
+    activation = policy.activation_fn.__name__
+    if activation not in ACTIVATIONS:
+        raise BundleError(f"activation {activation} is not in the bundle's allow-list {ACTIVATIONS}")
+    extractor = type((getattr(policy, net) if net else policy).features_extractor).__name__
+    if extractor != "FlattenExtractor":
+        raise BundleError(f"features extractor {extractor}: only FlattenExtractor can be bundled")
+    out: dict[str, Any] = {"class": type(policy).__name__, "activation_fn": activation,
+                           "features_extractor": extractor, "normalize_images": bool(policy.normalize_images)}
+    if algo == "DQN":
+        out["net_arch"] = [int(x) for x in policy.net_arch]
+        return policy.q_net, out
+    if algo == "QRDQN":
+        risk = getattr(policy, "risk", None)
+        out.update(net_arch=[int(x) for x in policy.net_arch], n_quantiles=int(policy.n_quantiles),
+                   risk={"measure": risk.name if risk else "mean", "cvar_alpha": float(risk.alpha) if risk else 1.0,
+                         "risk_lambda": float(risk.lam) if risk else 0.0})
+        return policy.quantile_net, out
+    arch = policy.net_arch
+    if isinstance(arch, dict):
+        arch = {"pi": [int(x) for x in arch.get("pi", [])], "vf": [int(x) for x in arch.get("vf", [])]}
+    else:
+        arch = [int(x) for x in arch]
+    if getattr(policy, "use_sde", False):
+        raise BundleError("gSDE actor-critic policies cannot be bundled")
+    out.update(net_arch=arch, share_features_extractor=bool(policy.share_features_extractor))
+    return policy, out
 
 
 def _rmtree(p: Path) -> None:
@@ -242,21 +279,63 @@ def verify_bundle(path: str | Path) -> dict[str, Any]:
     return m
 
 
-def _build_dqn(m: dict[str, Any], obs_space: Any, act_space: Any):
-    import torch
-    from stable_baselines3.dqn.policies import DQNPolicy
+def _layers(x: Any, what: str) -> list[int]:
+    if not isinstance(x, list) or not all(isinstance(v, int) and 0 < v <= 1 << 16 for v in x):
+        raise BundleError(f"{what} {x!r}: expected a list of layer widths")
+    return list(x)
 
-    p = m.get("policy") or {}
+
+def _common(p: dict[str, Any], where: str) -> dict[str, Any]:
+    """Constructor arguments every policy shares, validated: activation (allow-list), extractor."""
+    import torch
+
     act = p.get("activation_fn")
     if act not in ACTIVATIONS:
-        raise BundleError(f"policy.activation_fn {act!r} is not one of {ACTIVATIONS}")
+        raise BundleError(f"{where}: policy.activation_fn {act!r} is not one of {ACTIVATIONS}")
     if p.get("features_extractor", "FlattenExtractor") != "FlattenExtractor":
-        raise BundleError(f"policy.features_extractor {p.get('features_extractor')!r}: only FlattenExtractor")
-    net_arch = p.get("net_arch")
-    if not isinstance(net_arch, list) or not all(isinstance(x, int) and 0 < x <= 1 << 16 for x in net_arch):
-        raise BundleError(f"policy.net_arch {net_arch!r}: expected a list of layer widths")
-    return DQNPolicy(obs_space, act_space, lr_schedule=lambda _: 0.0, net_arch=net_arch,
-                     activation_fn=getattr(torch.nn, act), normalize_images=bool(p.get("normalize_images", True)))
+        raise BundleError(f"{where}: policy.features_extractor {p.get('features_extractor')!r}: only FlattenExtractor")
+    return {"activation_fn": getattr(torch.nn, act), "normalize_images": bool(p.get("normalize_images", True))}
+
+
+def _build(algo: str, m: dict[str, Any], obs_space: Any, act_space: Any, where: str) -> tuple[Any, Any]:
+    """``(policy, module the tensors load into)`` rebuilt from the manifest (module docstring)."""
+    p = m.get("policy") or {}
+    kw = _common(p, where)
+    if algo == "DQN":
+        from stable_baselines3.dqn.policies import DQNPolicy
+
+        pol = DQNPolicy(obs_space, act_space, lr_schedule=lambda _: 0.0,
+                        net_arch=_layers(p.get("net_arch"), f"{where}: policy.net_arch"), **kw)
+        return pol, pol.q_net
+    if algo == "QRDQN":
+        from .qrdqn import RiskAwareQRDQNPolicy
+
+        r = p.get("risk") or {}
+        nq = p.get("n_quantiles")
+        if not isinstance(nq, int) or not 0 < nq <= 10_000:
+            raise BundleError(f"{where}: policy.n_quantiles {nq!r}: expected a positive integer")
+        if r.get("measure") not in MEASURES:
+            raise BundleError(f"{where}: policy.risk.measure {r.get('measure')!r} is not one of {MEASURES}")
+        try:
+            pol = RiskAwareQRDQNPolicy(obs_space, act_space, lr_schedule=lambda _: 0.0, n_quantiles=nq,
+                                       net_arch=_layers(p.get("net_arch"), f"{where}: policy.net_arch"),
+                                       risk_measure=r["measure"], cvar_alpha=float(r.get("cvar_alpha", 1.0)),
+                                       risk_lambda=float(r.get("risk_lambda", 0.0)), **kw)
+        except (TypeError, ValueError) as e:
+            raise BundleError(f"{where}: policy.risk: {e}") from None
+        return pol, pol.quantile_net
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    arch = p.get("net_arch")
+    if isinstance(arch, dict):
+        if set(arch) - {"pi", "vf"}:
+            raise BundleError(f"{where}: policy.net_arch keys {sorted(arch)}: only pi, vf")
+        arch = {k: _layers(arch.get(k, []), f"{where}: policy.net_arch.{k}") for k in ("pi", "vf")}
+    else:
+        arch = _layers(arch, f"{where}: policy.net_arch")
+    pol = ActorCriticPolicy(obs_space, act_space, lr_schedule=lambda _: 0.0, net_arch=arch,
+                            share_features_extractor=bool(p.get("share_features_extractor", True)), **kw)
+    return pol, pol
 
 
 class BundlePolicy:
@@ -272,6 +351,10 @@ class BundlePolicy:
         self.device = "cpu"
 
     @property
+    def algorithm(self) -> str:
+        return str(self.manifest.get("algorithm"))
+
+    @property
     def q_net(self):
         return self.policy.q_net
 
@@ -281,7 +364,11 @@ class BundlePolicy:
         return self.policy.predict(observation, state, episode_start, deterministic=True)
 
     def q_values(self, observation: Any) -> np.ndarray:
+        """Q-values ``[N, n_actions]`` (DQN bundles only)."""
         import torch
+
+        if self.algorithm != "DQN":
+            raise BundleError(f"{self.path}: q_values is for DQN bundles; this one holds a {self.algorithm}")
 
         obs, _ = self.policy.obs_to_tensor(np.asarray(observation, dtype=np.float32))
         with torch.no_grad():
@@ -301,13 +388,18 @@ def load_policy(path: str | Path) -> BundlePolicy:
         raise BundleError(f"{path / MANIFEST}: algorithm {algo!r}; this version loads {', '.join(SUPPORTED)}")
     obs_space = space_from_json(m.get("observation_space") or {}, f"{path / MANIFEST}: observation_space")
     act_space = space_from_json(m.get("action_space") or {}, f"{path / MANIFEST}: action_space")
-    policy = _build_dqn(m, obs_space, act_space)
-    state = load_file(str(path / WEIGHTS), device="cpu")
-    want = {k: tuple(v.shape) for k, v in policy.q_net.state_dict().items()}
+    policy, net = _build(str(algo), m, obs_space, act_space, str(path / MANIFEST))
+    try:
+        state = load_file(str(path / WEIGHTS), device="cpu")
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a malformed file
+        raise BundleError(f"{path / WEIGHTS}: not a safetensors file ({type(e).__name__}: {e})") from None
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if want != got:
         raise BundleError(f"{path / WEIGHTS}: tensors {got} do not match the network the manifest describes {want}")
-    policy.q_net.load_state_dict(state, strict=True)
-    policy.q_net_target.load_state_dict(state, strict=True)
+    net.load_state_dict(state, strict=True)
+    for target in ("q_net_target", "quantile_net_target"):  # value-based: the target network = the online one
+        if hasattr(policy, target):
+            getattr(policy, target).load_state_dict(state, strict=True)
     policy.set_training_mode(False)
     return BundlePolicy(policy, m, path)

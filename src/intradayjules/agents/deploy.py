@@ -5,8 +5,8 @@ trainer's ``model.bundle/``; ``pipeline/train_run.write_outputs`` calls it for e
 
     model.bundle/
       manifest.json          + a "deployment" section (below) and every file's sha256 under "files"
-      weights.safetensors    the Q-network (bundle.py)
-      policy.pt              TorchScript greedy policy: float32 [N, D] -> int64 actions [N]; q_values
+      weights.safetensors    the acting network (bundle.py; DQN, QR-DQN, PPO, A2C)
+      policy.pt              TorchScript greedy policy: float32 [N, D] -> int64 actions [N] (export.py)
       scaler.json            per-symbol feature standardisation fitted on the training sessions
       feature_spec.json      feature settings, calendar, pipeline and indicator code versions, columns
       config.json            the resolved experiment config (credentials redacted): market, risk, env...
@@ -110,8 +110,8 @@ def deployment_section(cfg: ExperimentConfig, env_data: EnvData) -> dict[str, An
 
 
 def deployable(path: str | Path) -> bool:
-    """Whether :func:`complete_bundle` can complete this bundle: there is one (the pickle-free bundle is
-    written for DQN only; other algorithms are signed zips) and its algorithm has a TorchScript export."""
+    """Whether :func:`complete_bundle` can complete this bundle: there is one and its algorithm is one
+    the bundle holds (every algorithm of the table, each with a TorchScript export)."""
     return is_bundle(path) and read_manifest(path).get("algorithm") in SUPPORTED
 
 

@@ -1,9 +1,10 @@
 """Save and export a trained policy: the signed SB3 zip, the safe policy bundle, TorchScript.
 
 ``save_model(model, path)`` is what the trainer calls for its final model: ``path`` (the SB3 zip, signed
-with ``<zip>.hmac``, see ``integrity.py``) and, next to it for the algorithms the bundle supports, the
-policy bundle ``<stem>.bundle/`` (``bundle.py``: JSON manifest + safetensors, loadable without
-unpickling), whose manifest records the zip's sha256.
+with ``<zip>.hmac``, see ``integrity.py``) and, next to it, the policy bundle ``<stem>.bundle/``
+(``bundle.py``: JSON manifest + safetensors, loadable without unpickling; every algorithm of the
+table), whose manifest records the zip's sha256. ``ensure_bundle(model, path)`` writes that bundle for a
+zip that has none (or one exported from another zip).
 
 ``export_torchscript``: the exported module maps a float32 observation batch ``[N, obs_dim]`` to greedy
 actions ``[N]`` (int64), exactly what ``model.predict(obs, deterministic=True)`` returns, for each
@@ -35,18 +36,30 @@ import torch
 from .algos import algo_of
 from .risk_measures import risk_action, risk_values
 
-from .bundle import SUPPORTED as BUNDLE_SUPPORTED, bundle_path_for, export_bundle
+from .bundle import SUPPORTED as BUNDLE_SUPPORTED, bundle_path_for, export_bundle, is_bundle, read_manifest
 from .integrity import save_signed
 
 
 def save_model(model, path: str | Path) -> Path:
     """Save ``model`` as a signed SB3 zip at ``path`` plus its policy bundle ``<stem>.bundle/``."""
+    path = save_signed(model, path)
+    ensure_bundle(model, path, replace=True)
+    return path
+
+
+def ensure_bundle(model, zip_path: str | Path, replace: bool = False) -> Path:
+    """The policy bundle beside ``zip_path`` (``model`` is that zip's model): written when missing, when
+    it records another zip's sha256, or with ``replace``. Returns its path."""
     import hashlib
 
-    path = save_signed(model, path)
-    if algo_of(model).cls.__name__ in BUNDLE_SUPPORTED:  # other algorithms: the signed zip (bundle.py)
-        export_bundle(model, bundle_path_for(path), zip_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-    return path
+    zip_path = Path(zip_path)
+    bundle = bundle_path_for(zip_path)
+    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
+    if algo_of(model).cls.__name__ not in BUNDLE_SUPPORTED:
+        raise ValueError(f"{type(model).__name__}: no policy bundle format")
+    if replace or not is_bundle(bundle) or (read_manifest(bundle).get("source") or {}).get("zip_sha256") != digest:
+        export_bundle(model, bundle, zip_sha256=digest)
+    return bundle
 
 
 # ------------------------------------------------------------------------------------------- DQN

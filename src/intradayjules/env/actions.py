@@ -16,8 +16,12 @@ and ``cash`` (USD):
 * a changed symbol's new target is ``req[k] * floor(position_size * max(eq0, 0) / close[k])`` shares;
 * multi mode: when any symbol changed and ``sum_k |new target_k| * close[k] / eq0`` exceeds
   ``max_gross_exposure * (1 + 1e-9)``, every change is refused (``limit_hit``);
+* membership (``env/membership.py``): a symbol with ``tradable[k]`` False gets ``req[k] = 0``, target 0
+  and the order ``-pos[k]`` (closed in full at the next open); an action that asks it for a non-flat
+  target (single mode: any action but flat; multi mode: ``1 + 3k + j`` with ``j != 1``) is *refused*;
+  it is *changed* when its unit or position is not 0, and the gross limit never reverts it;
 * the order of symbol k is ``new target_k - pos[k]`` when it changed (or, under ``market.unfilled =
-  carry``, always), else 0.
+  carry``, always, or when it is not tradable), else 0.
 
 An unfilled order is cancelled (``cancel``): afterwards the target is the position. Under ``carry`` the
 target stays and the rest is ordered again at every bar.
@@ -34,7 +38,8 @@ from typing import Sequence
 class Intent:
     """What an action asks for. Per symbol: ``req`` units, ``changed``, ``new_target`` (shares) and
     ``orders`` (signed shares to trade); ``eq0`` the equity at the decision (USD); ``limit_hit`` when
-    the gross limit refused the change."""
+    the gross limit refused the change; ``refused`` per symbol: the membership rule refused what the
+    action asked for it."""
 
     req: tuple[int, ...]
     changed: tuple[bool, ...]
@@ -42,6 +47,7 @@ class Intent:
     orders: tuple[float, ...]
     eq0: float
     limit_hit: bool
+    refused: tuple[bool, ...] = ()
 
 
 def n_actions(n_symbols: int, multi: bool) -> int:
@@ -63,8 +69,9 @@ def equity(cash: float, pos: Sequence[float], close: Sequence[float]) -> float:
 
 def decide(action: int, unit: Sequence[int], target: Sequence[float], pos: Sequence[float],
            close: Sequence[float], cash: float, *, multi: bool, position_size: float, max_gross_exposure: float,
-           carry: bool = False) -> Intent:
-    """The orders ``action`` places (module docstring); raises ``ValueError`` for an action out of range."""
+           carry: bool = False, tradable: Sequence[bool] | None = None) -> Intent:
+    """The orders ``action`` places (module docstring); raises ``ValueError`` for an action out of range.
+    ``tradable``: per symbol, may it be held now (None: all)."""
     K = len(pos)
     a = int(action)
     if not 0 <= a < n_actions(K, multi):
@@ -80,12 +87,22 @@ def decide(action: int, unit: Sequence[int], target: Sequence[float], pos: Seque
     else:
         req[0] = a - 1
         changed[0] = req[0] != int(unit[0])
+    blocked = [False] * K if tradable is None else [not bool(x) for x in tradable]
+    refused = [False] * K
+    for k in range(K):
+        if blocked[k]:
+            asked = (not multi) or (a > 0 and (a - 1) // 3 == k)
+            refused[k] = asked and req[k] != 0
+            req[k] = 0
+            changed[k] = int(unit[k]) != 0 or float(pos[k]) != 0.0
     eqp = eq0 if eq0 > 0.0 else 0.0
     new_target = [float(x) for x in target]
     gross = 0.0
     any_changed = False
     for k in range(K):
-        if changed[k]:
+        if blocked[k]:
+            new_target[k] = 0.0
+        elif changed[k]:
             any_changed = True
             sh = math.floor(position_size * eqp / float(close[k]))
             new_target[k] = float(req[k] * sh)
@@ -95,8 +112,9 @@ def decide(action: int, unit: Sequence[int], target: Sequence[float], pos: Seque
         if gross / (eq0 if eq0 > 0.0 else 1e-9) > max_gross_exposure * (1.0 + 1e-9):
             limit = True
             for k in range(K):
-                if changed[k]:
+                if changed[k] and not blocked[k]:
                     changed[k] = False
                     new_target[k] = float(target[k])
-    orders = tuple(new_target[k] - float(pos[k]) if (carry or changed[k]) else 0.0 for k in range(K))
-    return Intent(tuple(req), tuple(changed), tuple(new_target), orders, eq0, limit)
+    orders = tuple(new_target[k] - float(pos[k]) if (carry or changed[k] or blocked[k]) else 0.0
+                   for k in range(K))
+    return Intent(tuple(req), tuple(changed), tuple(new_target), orders, eq0, limit, tuple(refused))

@@ -5,7 +5,9 @@ Fills and costs come from ``market.kernels.fill_one``: the same code ``MarketMod
 multi flag, carry flag, reward scale, initial cash, number of actions, observation bounds). State arrays
 are packed to keep the numba call cheap (each array argument costs ~55 ns of dispatch): ``ist`` (3, N)
 int64 = t, offset, n_bars; ``fbars`` (4, N, T, K) = open, close, volume, secs since trade; ``sp``
-(3, N, K) = half-spread bps, daily sigma, ADV; ``pt`` (2, N, K) = position, target; ``cp`` (2, N) =
+(5, N, K) = half-spread bps, daily sigma, ADV, exit bar, exit return (``env/membership.py``: from the
+decision at bar ``t >= exit bar`` on, the symbol is not tradable: the action's request for it is refused
+and a held position is closed in full at bar t+1's open times ``1 + exit return``); ``pt`` (2, N, K) = position, target; ``cp`` (2, N) =
 cash, peak. ``Simulator`` exposes each part as a named view.
 ``scal`` columns (per slot, written by ``step_kernel``) are the ``S_*`` indices below; ``S_NT0 + j`` /
 ``S_CT0 + j`` are the traded notional / total cost (fills and flatten) of the symbols whose tier code
@@ -26,13 +28,16 @@ E_SIZE, E_GROSS, E_DD, E_MULTI, E_CARRY, E_RSCALE, E_CASH0, E_NACT, E_POSB, E_CA
 N_EPARAMS = 11
 (S_EQ0, S_EQ1, S_DD, S_PART, S_UNFILLED, S_DONE, S_BREACH, S_LIMIT, S_STALE_DEC, S_STALE_SHARE, S_SECS,
  S_ADVP, S_GROSS, S_CASH, S_SPREAD, S_IMPACT, S_FEES, S_NOTIONAL, S_NFILLS, S_REWARD, S_BAR,
- S_NT0, S_NT1, S_NT2, S_CT0, S_CT1, S_CT2) = range(27)
-N_SCAL = 27
+ S_NT0, S_NT1, S_NT2, S_CT0, S_CT1, S_CT2, S_NREF) = range(28)
+N_SCAL = 28
 N_TIERS = 3
 # rows of the per-symbol output block ``out`` (R, N, K)
 (R_FILLED, R_ORDER, R_FLQ, R_SPREAD, R_IMPACT, R_FEES, R_FSPREAD, R_FIMPACT, R_FFEES, R_FPART, R_NOTIONAL,
- R_FPRICE, R_CPRICE, R_COST) = range(14)
-N_ROWS = 14
+ R_FPRICE, R_CPRICE, R_COST, R_REFUSED) = range(15)
+N_ROWS = 15
+# ``out[R_REFUSED]`` codes: the action asked for a non-flat target in a symbol it may not hold
+REFUSE_NONE, REFUSE_NOT_MEMBER, REFUSE_DELISTED = 0, 1, 2
+REFUSE_REASONS = {REFUSE_NOT_MEMBER: "not_member", REFUSE_DELISTED: "delisted"}
 
 
 @njit(cache=True)
@@ -41,7 +46,7 @@ def step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, e
     nothing was changed."""
     t, offset, n_bars = ist[0], ist[1], ist[2]
     open_, close, volume, secs = fbars[0], fbars[1], fbars[2], fbars[3]
-    hs, sigma, adv = sp[0], sp[1], sp[2]
+    hs, sigma, adv, xbar, xret = sp[0], sp[1], sp[2], sp[3], sp[4]
     pos, target = pt[0], pt[1]
     cash, peak = cp[0], cp[1]
     N, K = pos.shape
@@ -59,6 +64,8 @@ def step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, e
     req = np.empty(K, np.int64)
     changed = np.empty(K, np.bool_)
     new_target = np.empty(K)
+    blocked = np.empty(K, np.bool_)
+    refused = out[R_REFUSED]
     for n in range(N):
         tn = t[n]
         t1 = tn + 1
@@ -79,11 +86,25 @@ def step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, e
         else:
             req[0] = a - 1
             changed[0] = req[0] != unit[n, 0]
+        # membership: a symbol past its exit bar gets target 0 (its position is closed below)
+        nref = 0
+        for k in range(K):
+            refused[n, k] = 0.0
+            blocked[k] = tn >= xbar[n, k]
+            if blocked[k]:
+                asked = (not multi) or (a > 0 and (a - 1) // 3 == k)
+                if asked and req[k] != 0:
+                    refused[n, k] = 1.0 if xbar[n, k] <= 0.0 else 2.0
+                    nref += 1
+                req[k] = 0
+                changed[k] = unit[n, k] != 0 or pos[n, k] != 0.0
         gross = 0.0
         eqp = eq0 if eq0 > 0.0 else 0.0
         for k in range(K):
             new_target[k] = target[n, k]
-            if changed[k]:
+            if blocked[k]:
+                new_target[k] = 0.0
+            elif changed[k]:
                 any_changed = True
                 sh = math.floor(size * eqp / close[n, tn, k])
                 new_target[k] = req[k] * sh
@@ -93,7 +114,7 @@ def step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, e
             if gross / (eq0 if eq0 > 0.0 else 1e-9) > max_gross * (1.0 + 1e-9):
                 limit = True
                 for k in range(K):
-                    if changed[k]:
+                    if changed[k] and not blocked[k]:
                         changed[k] = False
                         new_target[k] = target[n, k]
         # orders, fills at bar t+1's open
@@ -107,14 +128,16 @@ def step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, e
         for k in range(K):
             if changed[k]:
                 unit[n, k] = req[k]
-            if carry or changed[k]:
+            if carry or changed[k] or blocked[k]:
                 q = new_target[k] - pos[n, k]
             else:
                 q = 0.0
             order[n, k] = q
             o = open_[n, t1, k]
+            if blocked[k] and q != 0.0:  # forced exit: in full, at the open times 1 + exit return
+                o = o * (1.0 + xret[n, k])
             v = volume[n, t1, k]
-            f, s, im, fe = fill_one(q, o, v, hs[n, k], sigma[n, k], adv[n, k], False, mparams)
+            f, s, im, fe = fill_one(q, o, v, hs[n, k], sigma[n, k], adv[n, k], blocked[k], mparams)
             filled[n, k] = f
             spread[n, k] = s
             impact[n, k] = im
@@ -216,6 +239,7 @@ def step_kernel(actions, ist, fbars, stale, sp, tcode, pt, unit, cp, finished, e
         scal[n, S_NFILLS] = nf
         scal[n, S_REWARD] = eparams[E_RSCALE] * (eq1 - eq0) / eparams[E_CASH0]
         scal[n, S_BAR] = t1 + offset[n]
+        scal[n, S_NREF] = nref
     return 0
 
 

@@ -20,6 +20,11 @@ decision bar's close, rounded toward zero):
 * multi: ``Discrete(1 + 3K)``: 0 no-op; ``1 + 3k + j`` sets symbol k's target to j - 1 (short, flat,
   long). A change that would take gross target exposure above ``max_gross_exposure`` is refused
   (``info['limit_hit']``).
+Membership (``env/membership.py``): a symbol that is not in the point-in-time universe on the session,
+or whose exit (delisting) has taken effect, cannot be held: from the decision at its exit bar on, its
+target is 0, an action asking for a non-flat target in it is refused (``info['refused']``, counted by
+reason in ``info['refused_orders']``), and a position still held is closed in full at bar t+1's open
+(never bar t's close) at ``open * (1 + exit return)``, with the market model's costs.
 Repeating the current target places no new order. Unfilled shares (cap, zero volume) are dropped under
 ``market.unfilled = cancel``; under ``carry`` the remainder is resubmitted every bar until filled or the
 target changes.
@@ -36,10 +41,10 @@ from ..market.kernels import fill_one
 from .episodes import Episode
 from .kernel import (E_CARRY, E_CASH0, E_CASHB, E_DD, E_EXPOB, E_GROSS, E_MULTI, E_NACT, E_POSB, E_RSCALE,
                      E_SIZE, N_EPARAMS, N_ROWS, N_SCAL, R_CPRICE, R_FEES, R_FFEES, R_FILLED, R_FIMPACT, R_FLQ, R_FPART, R_FPRICE,
-                     R_FSPREAD, R_IMPACT, R_NOTIONAL, R_ORDER, R_SPREAD, S_ADVP, S_BAR, S_BREACH, S_CASH, S_CT0,
+                     R_FSPREAD, R_IMPACT, R_NOTIONAL, R_ORDER, R_REFUSED, R_SPREAD, S_ADVP, S_BAR, S_BREACH, S_CASH, S_CT0,
                      S_CT1, S_CT2, S_DD, S_DONE, S_EQ0, S_EQ1, S_FEES, S_GROSS, S_IMPACT, S_LIMIT, S_NFILLS,
                      S_NOTIONAL, S_NT0, S_NT1, S_NT2, S_PART, S_REWARD, S_SECS, S_SPREAD, S_STALE_DEC,
-                     S_STALE_SHARE, S_UNFILLED, observe_kernel, step_observe_kernel)
+                     S_STALE_SHARE, S_UNFILLED, S_NREF, REFUSE_REASONS, observe_kernel, step_observe_kernel)
 
 INFO_LEVELS = ("full", "train", "minimal")
 # the keys of a ``train`` info (values equal to the ``full`` info's): what learning reads
@@ -73,9 +78,10 @@ class Simulator:
         self.stale = np.zeros((N, T, K), bool)
         self.tod = np.zeros((N, T), np.float32)
         self.feat = np.zeros((N, T, n_feat_obs), np.float32)
-        self._sp = np.zeros((3, N, K))
-        self.hs, self.sigma, self.adv = self._sp
+        self._sp = np.zeros((5, N, K))
+        self.hs, self.sigma, self.adv, self.exit_bar, self.exit_ret = self._sp
         self.adv[:] = 1.0
+        self.exit_bar[:] = np.inf  # tradable all session (kernel.py: exit bar, exit return)
         self.tcode = np.zeros((N, K), np.int64)  # tier code per symbol (data.tiers.TIER_CODE)
         self._pt = np.zeros((2, N, K))
         self.pos, self.target = self._pt
@@ -101,9 +107,11 @@ class Simulator:
         return spread + impact + fees
 
     # ------------------------------------------------------------------------------------------ slots
-    def load(self, i: int, ep: Episode, start: int = 0, max_steps: int | None = None) -> None:
+    def load(self, i: int, ep: Episode, start: int = 0, max_steps: int | None = None,
+             exits: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Put episode ``ep`` in slot i: bars ``start`` .. ``start + max_steps`` of the session (all
-        remaining bars when ``max_steps`` is None)."""
+        remaining bars when ``max_steps`` is None). ``exits``: the session's (exit bar, exit return) per
+        symbol (``Membership.exits``; exit bars count from the session's first bar); None: all tradable."""
         end = ep.n_bars if max_steps is None else min(ep.n_bars, start + max_steps + 1)
         T = end - start
         if T < 2:
@@ -118,6 +126,11 @@ class Simulator:
         self.feat[i, :T] = ep.obs_feat[sl]
         self.offset[i] = start
         self.hs[i], self.sigma[i], self.adv[i] = ep.half_spread_bps, ep.sigma_daily, ep.adv_usd
+        if exits is None:
+            self.exit_bar[i], self.exit_ret[i] = np.inf, 0.0
+        else:
+            self.exit_bar[i] = np.maximum(np.asarray(exits[0], dtype=np.float64) - start, 0.0)
+            self.exit_ret[i] = exits[1]
         self.n_bars[i] = T
         self.t[i] = 0
         self.pos[i] = 0.0
@@ -268,10 +281,27 @@ class Simulator:
                 },
                 "order_qty": out[R_ORDER, i],
                 "limit_hit": s[S_LIMIT] > 0.5,
+                "refused": _refused(out[R_REFUSED, i], ep.symbols) if s[S_NREF] > 0 else {},
+                "refused_orders": _refused_counts(out[R_REFUSED, i]) if s[S_NREF] > 0 else {},
                 "bar": bar,
                 "end_reason": _end_reason(s[S_BREACH] > 0.5, bar, ep.n_bars) if done else None,
             })
         return infos
+
+
+def _refused(codes: np.ndarray, symbols) -> dict:
+    """Symbol -> reason for the orders the membership rule refused this step."""
+    return {symbols[k]: REFUSE_REASONS[int(c)] for k, c in enumerate(codes) if c > 0}
+
+
+def _refused_counts(codes: np.ndarray) -> dict:
+    """Reason -> number of refused orders this step."""
+    out: dict[str, int] = {}
+    for c in codes:
+        if c > 0:
+            r = REFUSE_REASONS[int(c)]
+            out[r] = out.get(r, 0) + 1
+    return out
 
 
 def _end_reason(breach: bool, bar: int, n_bars: int) -> str:

@@ -16,6 +16,10 @@ docs/dev/contracts.md, what evaluation and the backtester read), ``train`` (``si
 only, same values: what reward shaping, the risk tracker and SB3 read while learning; ~3x cheaper to
 build) or ``minimal`` (empty except on the step that ends the episode; ``Simulator.infos``).
 ``full_info()`` builds the full info of the last step on demand in any mode.
+
+Membership (``membership=``, ``env/membership.py``): symbols outside the point-in-time universe on a
+session, or past an intraday exit (delisting), cannot be held; their orders are refused
+(``info['refused']``) and a held position is closed at the next bar's open with the exit return.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pandas as pd
 from ..config import EnvConfig, MarketConfig
 from ..market import MarketModel
 from .episodes import Panel
+from .membership import Membership
 from .kernel import S_REWARD
 from .simulator import INFO_LEVELS, Simulator
 
@@ -77,12 +82,13 @@ class TradingEnv(gym.Env):
 
     def __init__(self, panel: Panel, session_indices, env_cfg: EnvConfig | None = None,
                  market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random",
-                 info: str = "full"):
+                 info: str = "full", membership: Membership | None = None):
         if info not in INFO_LEVELS:
             raise ValueError(f"info must be one of {INFO_LEVELS}, got {info!r}")
         self.info_level = info
         self.cfg = env_cfg or EnvConfig()
         self.panel = panel
+        self.membership = membership.check(panel) if membership is not None else None
         self.lookback = int(lookback)
         self.model = MarketModel(market_cfg)
         K, F = len(panel.symbols), len(panel.feature_names)
@@ -126,7 +132,8 @@ class TradingEnv(gym.Env):
             i = self.picker.pick(self.np_random)
         ep = self.panel.episode(i, self.lookback)
         start = episode_start(ep, self.cfg.episode_bars, self.picker.sampling, self.np_random, options)
-        self.sim.load(0, ep, start, self.cfg.episode_bars)
+        exits = self.membership.exits(i) if self.membership is not None else None
+        self.sim.load(0, ep, start, self.cfg.episode_bars, exits)
         return self.sim.observe()[0], {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers,
                                        "equity": self.cfg.initial_cash, "n_bars": int(self.sim.n_bars[0]),
                                        "start_bar": start, "session_bars": ep.n_bars,

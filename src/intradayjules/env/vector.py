@@ -5,7 +5,7 @@ Slot i runs its own sequence of sessions (drawn like ``TradingEnv`` with a gener
 once (SB3's auto-reset convention). Same simulator, market model and info keys as ``TradingEnv``, so a
 slot's trajectory equals the single env's on the same session and actions (tested). On an auto-reset
 ``reset_infos[i]`` is the new episode's reset info (as SB3's ``DummyVecEnv`` does). ``info``: ``full``
-(default), ``train`` or ``minimal`` step infos, as for ``TradingEnv``.
+(default), ``train`` or ``minimal`` step infos, as for ``TradingEnv``; ``membership`` as for ``TradingEnv``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from ..config import EnvConfig, MarketConfig
 from ..market import MarketModel
 from .episodes import Panel
+from .membership import Membership
 from .kernel import S_REWARD
 from .simulator import INFO_LEVELS, Simulator
 from .trading_env import SessionPicker, episode_start, session_lookup
@@ -25,12 +26,13 @@ from .trading_env import SessionPicker, episode_start, session_lookup
 class SessionVecEnv(VecEnv):
     def __init__(self, panel: Panel, session_indices, n_envs: int, env_cfg: EnvConfig | None = None,
                  market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random",
-                 seed: int = 0, info: str = "full"):
+                 seed: int = 0, info: str = "full", membership: Membership | None = None):
         if info not in INFO_LEVELS:
             raise ValueError(f"info must be one of {INFO_LEVELS}, got {info!r}")
         self.info_level = info
         self.cfg = env_cfg or EnvConfig()
         self.panel = panel
+        self.membership = membership.check(panel) if membership is not None else None
         self.lookback = int(lookback)
         self.model = MarketModel(market_cfg)
         K, F = len(panel.symbols), len(panel.feature_names)
@@ -64,7 +66,8 @@ class SessionVecEnv(VecEnv):
             j = self.pickers[i].pick(self.rngs[i])
         ep = self.panel.episode(j, self.lookback)
         start = episode_start(ep, self.cfg.episode_bars, self.sampling, self.rngs[i])
-        self.sim.load(i, ep, start, self.cfg.episode_bars)
+        exits = self.membership.exits(j) if self.membership is not None else None
+        self.sim.load(i, ep, start, self.cfg.episode_bars, exits)
         self.reset_infos[i] = {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers,
                                "equity": self.cfg.initial_cash, "n_bars": int(self.sim.n_bars[i]),
                                "start_bar": start}

@@ -7,7 +7,8 @@ closed bars (time t, the bundle's symbols, in the bundle's order):
 1. ``broker.on_bars``: orders decided at the previous bar fill (market orders at this bar's open,
    ``close`` orders at its close); the features, the market state and the risk state see the bars.
 2. A new session starts the risk day (``RiskState.start_day`` at the account's equity) and resets the
-   policy's targets (the env starts every session flat).
+   policy's targets (the env starts every session flat); with ``members`` (session -> symbols), the
+   policy refuses orders in symbols outside that session's universe (``DeployedPolicy.set_members``).
 3. From ``trade_from`` on, on every bar but the session's last (the calendar's close), the loop marks
    the equity: when the drawdown from the day's peak reaches ``limits.daily_drawdown`` (or the kill
    switch was pressed, ``request_kill``) it places no order and closes every position (``close`` orders
@@ -39,6 +40,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from typing import Any
 
 from ..market import Order
@@ -73,7 +75,8 @@ class PaperLoop:
     """The paper loop (module docstring). ``record``: keep each decision's observation (tests)."""
 
     def __init__(self, policy: DeployedPolicy, broker: Broker, journal: Journal, limits: PreTradeLimits, *,
-                 run: str, trade_from: int | None = None, record: bool = False, keep_latency: bool = False):
+                 run: str, trade_from: int | None = None, record: bool = False, keep_latency: bool = False,
+                 members: Callable[[int], Collection[str] | None] | None = None):
         if policy.carry:
             raise ValueError("the paper loop does not support market.unfilled = carry yet (module docstring)")
         self.policy, self.broker, self.journal, self.limits, self.run_id = policy, broker, journal, limits, run
@@ -83,6 +86,7 @@ class PaperLoop:
         self._own_book = getattr(broker, "book", None) is None
         self.risk = RiskState()
         self.trade_from = trade_from
+        self.members = members  # session (int ns) -> the symbols that may be held (known at its open)
         self.session: int | None = None
         self.stopped = False  # no more decisions today (kill switch)
         self.manual_kill = bool(journal.meta("manual_kill"))
@@ -196,6 +200,8 @@ class PaperLoop:
             if self.session is not None:
                 pol.end_session()
             self.session = session
+            if self.members is not None:
+                pol.set_members(self.members(session))
             risk.start_day(equity if equity > 0 else 1e-9, t=now)
             self.stopped = self.manual_kill
         risk.now = now
@@ -228,6 +234,8 @@ class PaperLoop:
                 if self.record:
                     self.observations[ts] = act.observation
                 accepted = list(act.intent.orders)
+                for k in [k for k, r in enumerate(act.intent.refused) if r]:
+                    log.info("refused: %s is not in the universe this session", pol.symbols[k])
                 for k, q in enumerate(act.intent.orders):
                     if q == 0:
                         continue

@@ -7,7 +7,8 @@ the only heavy import, no Stable-Baselines3, no training code). Per batch of clo
 ``act(batch, cash, positions) -> Act``: ``update(batch)`` folds the bars into the features, then
 ``observation(cash, positions)`` builds exactly the vector ``TradingEnv`` shows the agent at that bar, the
 network picks the greedy action, and ``env.actions.decide`` turns it into target positions and orders
-with the env's rule (``Act.targets``, ``Act.intent.orders``). The caller applies pre-trade checks, then
+with the env's rule (``Act.targets``, ``Act.intent.orders``), including its membership rule
+(``set_members``: symbols outside the session's universe are refused and closed). The caller applies pre-trade checks, then
 ``commit(act, accepted)`` records which changes went out (the policy's target state, as the env keeps it).
 
 The observation (float32, layout in the deployment section; ``env/trading_env.py``):
@@ -119,6 +120,7 @@ class DeployedPolicy:
         self.ts: int | None = None
         self.unit = [0] * self.K
         self.target = [0.0] * self.K
+        self.tradable = [True] * self.K  # membership of the current session (``set_members``)
         self.n_actions = int(a["n"])
 
     @classmethod
@@ -204,7 +206,8 @@ class DeployedPolicy:
         a = self.action(obs)
         target = self.target if self.carry else [float(p) for p in positions]
         intent = decide(a, self.unit, target, positions, self.close.tolist(), cash, multi=self.multi,
-                        position_size=self.position_size, max_gross_exposure=self.max_gross, carry=self.carry)
+                        position_size=self.position_size, max_gross_exposure=self.max_gross, carry=self.carry,
+                        tradable=self.tradable)
         return Act(self.ts or 0, obs, a, intent, dict(zip(self.symbols, intent.new_target)))
 
     # ------------------------------------------------------------------------------------- state
@@ -218,6 +221,12 @@ class DeployedPolicy:
                 self.unit[k] = it.req[k]
             if self.carry:
                 self.target[k] = it.new_target[k] if (not it.changed[k] or not refused) else self.target[k]
+
+    def set_members(self, members=None) -> None:
+        """The symbols that may be held from now on (the point-in-time universe of the session, known at its
+        open; None: all). Orders in the others are refused by ``decide`` (``Act.intent.refused``) and a
+        position in them is closed at the next open, as the env does (``env/membership.py``)."""
+        self.tradable = [True] * self.K if members is None else [s in set(members) for s in self.symbols]
 
     def end_session(self) -> None:
         """The session ended flat: targets back to flat (as the env resets at an episode's end)."""

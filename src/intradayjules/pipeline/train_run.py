@@ -32,9 +32,8 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from ..agents.bundle import bundle_path_for
-from ..agents.deploy import complete_bundle, deployable
-from ..agents.export import export_torchscript, save_model
+from ..agents.deploy import complete_bundle
+from ..agents.export import ensure_bundle, export_torchscript, save_model
 from ..agents.sb3 import Checkpoint, learn, load_model
 from ..agents.policy import policy_from_model
 from ..config import ExperimentConfig, dump_config
@@ -157,9 +156,8 @@ def write_outputs(result: TrainResult, prepared: Prepared, cfg: ExperimentConfig
     if prepared.scaler is not None:
         paths["scaler"] = result.run_dir / "scaler.json"
         paths["scaler"].write_text(prepared.scaler.to_json())
-    bundle = bundle_path_for(result.model_path)
-    if deployable(bundle):  # the paper loop's bundle (agents/deploy.py); algorithms without an export stay as they are
-        paths["bundle"] = complete_bundle(bundle, cfg, prepared.env_data)
+    bundle = ensure_bundle(model, result.model_path)  # every algorithm (agents/export.py)
+    paths["bundle"] = complete_bundle(bundle, cfg, prepared.env_data)  # the paper loop's (agents/deploy.py)
     stats, _ = evaluate_policy(policy_from_model(model), prepared.env_data, cfg, split)
     ev = result.run_dir / "evaluation.json"
     ev.write_text(json.dumps(json_safe(stats), indent=2, sort_keys=True))

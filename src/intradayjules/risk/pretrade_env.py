@@ -124,7 +124,7 @@ class PreTradeEnv(gym.Wrapper):
         unit, target = sim.unit[0].tolist(), sim.target[0].tolist()
         intent = decide(int(action), unit, target, pos.tolist(), close.tolist(), float(sim.cash[0]),
                         multi=self.multi, position_size=self.size, max_gross_exposure=self.max_gross,
-                        carry=self.carry)
+                        carry=self.carry, tradable=(t < sim.exit_bar[0]).tolist())
         if st.mark(intent.eq0, self.limits, t=now):
             return self._run(noop_action(unit, self.multi), pos.tolist(), stop=True, info_extra={
                 "pretrade": [], "killed": True})
