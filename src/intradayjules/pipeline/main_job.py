@@ -17,7 +17,9 @@ Stages (each reported through ``progress(stage, message)``):
    against each on paired daily net P&L, and the tuning's selection (DSR, PBO) from the trials' validation
    P&L matrix (``pipeline.trial.load_pnl_matrix``, complete and pruned trials, partial sessions dropped);
    the verdict sentence.
-7. ``register``: the model becomes a version of ``tracking.registered_model`` with alias ``champion``.
+7. ``register``: the model becomes a version of ``tracking.registered_model``; it takes alias ``champion``
+   only when it beats the current champion on paired daily net P&L on these test sessions
+   (``track.promotion``), else alias ``challenger``, with the reason in the report and summary.
 8. ``report``: ``runs/<name>/report.html`` (and ``report_data.json``, ``summary.json``); with tracking on,
    the records, the report and the statistics (``compare/*``, ``sharpe/*``, ``dsr/*``, ``pbo/*``) are
    logged to the model's run.
@@ -46,7 +48,8 @@ from ..evaluate.metrics import json_safe
 from ..evaluate.report import render_report, suite_data, write_report_data
 from ..evaluate.stats import summary_metrics
 from ..evaluate.suite import Suite, evaluate_suite
-from ..track import log_report_outputs, log_training_outputs, make_tracker, register_model
+from ..track import log_report_outputs, log_training_outputs, make_tracker
+from ..track.promotion import register_gated
 from ..tune.backend import get_backend
 from ..tune.search import run_search
 from ..tune.space import SearchSpace
@@ -194,10 +197,11 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     registered = None
     t0 = time.perf_counter()
     if model.run_id is not None:
-        say("register", "registering the model as champion")
-        info = register_model(tracker, model.run_id)
-        registered = {"name": info.name, "version": str(info.version), "alias": "champion",
-                      "run_id": model.run_id, "artifacts": len(model.paths)}
+        say("register", f"registering the model (promotion: {cfg.tracking.promotion})")
+        info, decision = register_gated(tracker, model.run_id, suite.daily["model"], prepared.env_data, eval_cfg)
+        say("register", f"v{info.version} {decision.reason}")
+        registered = {"name": info.name, "version": str(info.version), "alias": decision.alias,
+                      "promotion": decision.reason, "run_id": model.run_id, "artifacts": len(model.paths)}
     timings["register_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
