@@ -49,6 +49,7 @@ from ..evaluate.report import render_report, suite_data, write_report_data
 from ..evaluate.stats import summary_metrics
 from ..evaluate.suite import Suite, evaluate_suite
 from ..track import log_report_outputs, log_training_outputs, make_tracker
+from ..track.orphans import reap_orphaned_runs
 from ..track.promotion import register_gated
 from ..tune.backend import get_backend
 from ..tune.search import run_search
@@ -127,6 +128,8 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                                                   ("tune.data_path", str(Path(data_path).resolve())
                                                    if data_path is not None else None)) if v is not None})
     tracker = make_tracker(cfg, enabled=track)  # an unreachable server fails here, before hours of work
+    for line in reap_orphaned_runs(tracker, rundir.stale_holder(run_dir(cfg))):  # a killed run's MLflow runs
+        say("tracking", line)
 
     t0 = time.perf_counter()
     say("data", "loading and validating bars, building or reusing features")
