@@ -56,6 +56,7 @@ from ..tune.search import run_search
 from ..tune.space import SearchSpace
 from .illiquid import arm_config
 from .prepare import prepare, run_dir, with_data_path
+from .stages import StageLog, load_train_result, load_training_run
 from .train_run import StepProgress, train, training_run
 from .trial import load_pnl_matrix
 
@@ -130,6 +131,9 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     tracker = make_tracker(cfg, enabled=track)  # an unreachable server fails here, before hours of work
     for line in reap_orphaned_runs(tracker, rundir.stale_holder(run_dir(cfg))):  # a killed run's MLflow runs
         say("tracking", line)
+    stages = StageLog.open(run_dir(cfg), cfg)  # per-stage resume of a killed run (pipeline/stages.py)
+    if stages.resumed:
+        say("resume", f"{run_dir(cfg)} stopped after {', '.join(stages.stages)}: resuming")
 
     t0 = time.perf_counter()
     say("data", "loading and validating bars, building or reusing features")
@@ -155,6 +159,7 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     say("tune", f"{cfg.tune.backend}: study {name}, {cfg.tune.n_trials} trials x {cfg.tune.trial_timesteps:,} steps")
     result, _ = run_search(tcfg, track=track, resume=search.exists(tcfg, name), progress=False)
     timings["tune_s"] = time.perf_counter() - t0
+    stages.record("study", study=name, trials={t["id"]: t.get("params") for t in result.trials})
     if not result.best_params:
         raise IntradayJulesError(f"tuning finished without a complete trial ({result.n_failed} failed, "
                                  f"{result.n_pruned} pruned): see {result.run_dir}")
@@ -164,8 +169,10 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     t0 = time.perf_counter()
     best_cfg = SearchSpace.from_config(cfg.tune, cfg.agent.algo).apply(cfg, result.best_params)
     say("train", f"retraining the best trial for {best_cfg.agent.total_timesteps:,} steps")
-    model = training_run(prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name,
-                         extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)])
+    model = stages.training("train", out / "model", lambda ckpt: training_run(
+        prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name, resume_from=ckpt,
+        extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)]), load_training_run,
+        lambda m: (m.result.model_path, m.run_id), lambda msg: say("train", msg))
     timings["train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -174,11 +181,16 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                                {"agent.algo": "dqn"})
     say("baseline", "training the original set-up (flat 5 bps costs, no risk shaping)")
     # the baseline is a tracked run too (params, lineage, dataset, metrics by step, model)
-    with tracker.run(f"{cfg.name}-baseline", base_cfg, prepared.lineage(),
-                     tags={"intradayjules.role": "baseline"}) as base_run:
-        base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False,  # a reference, not resumed
-                         run=base_run, extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
-        log_training_outputs(base_run, model_zip=base_res.model_path, config_yaml=out / "baseline" / "config.yaml")
+    def _baseline(ckpt):
+        with tracker.run(f"{cfg.name}-baseline", base_cfg, prepared.lineage(),
+                         tags={"intradayjules.role": "baseline"}) as base_run:
+            res = train(prepared, out / "baseline", cfg=base_cfg, resume_from=ckpt, run=base_run,
+                        extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
+            log_training_outputs(base_run, model_zip=res.model_path, config_yaml=out / "baseline" / "config.yaml")
+        return res, base_run.run_id
+    base_res, base_run_id = stages.training("baseline", out / "baseline", _baseline,
+                                            lambda d, rec: (load_train_result(d), rec.get("run_id")),
+                                            lambda r: (r[0].model_path, r[1]), lambda msg: say("baseline", msg))
     timings["baseline_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -199,12 +211,14 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
 
     registered = None
     t0 = time.perf_counter()
-    if model.run_id is not None:
+    def _register() -> dict:
         say("register", f"registering the model (promotion: {cfg.tracking.promotion})")
         info, decision = register_gated(tracker, model.run_id, suite.daily["model"], prepared.env_data, eval_cfg)
         say("register", f"v{info.version} {decision.reason}")
-        registered = {"name": info.name, "version": str(info.version), "alias": decision.alias,
-                      "promotion": decision.reason, "run_id": model.run_id, "artifacts": len(model.paths)}
+        return {"name": info.name, "version": str(info.version), "alias": decision.alias,
+                "promotion": decision.reason, "run_id": model.run_id, "artifacts": len(model.paths)}
+    if model.run_id is not None:
+        registered = stages.once("register", _register)  # never registered twice by a resumed run
     timings["register_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -249,7 +263,8 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     # the report files with their digests on the model's run (its records went up above), and the
     # baseline's own run gets its test metrics
     log_report_outputs(tracker, model.run_id, out, tables=False)
-    log_report_outputs(tracker, base_run.run_id, out / "baseline", metrics=b_stats)
+    log_report_outputs(tracker, base_run_id, out / "baseline", metrics=b_stats)
+    stages.finish()
     return MainResult(out, report, model.result.model_path, m_stats, b_stats,
                       {"study": result.study, "best_value": result.best_value, "n_complete": result.n_complete,
                        "n_pruned": result.n_pruned, "n_failed": result.n_failed},
