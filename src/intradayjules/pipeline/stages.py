@@ -85,7 +85,7 @@ def newest_signed_checkpoint(run_dir: str | Path) -> Path | None:
 class StageLog:
     """``stages.json`` of one run directory (module docstring)."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], stages: dict[str, dict], resumed: bool):
+    def __init__(self, run_dir: Path, config: dict[str, Any], stages: dict[str, dict[str, Any]], resumed: bool):
         self.run_dir, self.config, self.stages, self.resumed = run_dir, config, stages, resumed
         self.path = run_dir / STAGES_FILE
 
@@ -124,7 +124,7 @@ class StageLog:
                                   indent=2, default=str))
         os.replace(tmp, self.path)
 
-    def done(self, stage: str) -> dict | None:
+    def done(self, stage: str) -> dict[str, Any] | None:
         return self.stages.get(stage)
 
     def record(self, stage: str, **info: Any) -> None:
@@ -134,7 +134,7 @@ class StageLog:
     def finish(self) -> None:
         self._write(True)
 
-    def once(self, stage: str, fn: Callable[[], dict]) -> dict:
+    def once(self, stage: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``fn()``'s record, run only when ``stage`` has not completed (its recorded result otherwise)."""
         rec = self.done(stage)
         if rec is not None:
@@ -144,7 +144,7 @@ class StageLog:
         return out
 
     def training(self, stage: str, directory: Path, run: Callable[[Path | None], T],
-                 load: Callable[[Path, dict], T], model_of: Callable[[T], tuple[Path, str | None]],
+                 load: Callable[[Path, dict[str, Any]], T], model_of: Callable[[T], tuple[Path, str | None]],
                  say: Callable[[str], None] = lambda m: None) -> T:
         """A training stage into ``directory``: read back when completed (``load(directory, record)``, the
         model's sha256 checked), else ``run(checkpoint or None)`` from the newest signed checkpoint when

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from ..agents.policy import policy_from_model
+from ..evaluate.bootstrap import DEFAULT_RESAMPLES
 from ..evaluate.daily_pnl import exclude_partial
 from ..evaluate.evaluation import evaluate_policy
 from ..evaluate.paired import PairedComparison, paired_comparison
@@ -75,9 +76,8 @@ def decide(challenger: pd.DataFrame, champion: pd.DataFrame, champion_version: s
     flags = partial_flags(challenger)  # a property of the data: the same sessions are partial for both
     a = exclude_partial(net_pnl(challenger), flags).values
     b = exclude_partial(net_pnl(champion), flags).values  # raises naming a session the champion lacks
-    kw = {"n_resamples": n_resamples} if n_resamples is not None else {}
     c = paired_comparison(a, b, name_a="challenger", name_b=f"champion v{champion_version}", level=level,
-                          seed=seed, **kw)
+                          seed=seed, n_resamples=DEFAULT_RESAMPLES if n_resamples is None else n_resamples)
     ok = math.isfinite(c.ci_low) and c.ci_low > 0
     where = (f"vs {alias} v{champion_version} {_bps(c.mean_diff)} bps/day [{_bps(c.ci_low)}, {_bps(c.ci_high)}] "
              f"at {level:.0%}".replace("%", " %"))
