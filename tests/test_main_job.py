@@ -63,8 +63,13 @@ def test_quickstart_small_budget_end_to_end(e2e):
     ev = json.loads(Path(summary["evaluation"]).read_text())
     assert set(REQUIRED_KEYS) <= set(ev), set(REQUIRED_KEYS) - set(ev)
     assert set(ev["costs"]) >= {"spread", "impact", "commission"}
-    # a champion version in the registry, loadable by alias
-    assert summary["registered"]["alias"] == "champion"
+    # the first run's model became the champion (the first version); the rerun trains the same model
+    # (same seed, same best trial), which cannot beat the champion on paired daily P&L: it is registered
+    # as version 2 with alias challenger, and the reason (an interval of exactly 0) is in the summary
+    reg = summary["registered"]
+    assert (reg["version"], reg["alias"]) == ("2", "challenger"), reg
+    assert reg["promotion"].startswith("challenger: vs champion v1 +0.0 bps/day [+0.0, +0.0]"), reg
+    assert "v1 champion: first version" in " ".join(first.output.split())
     os_env = {"MLFLOW_TRACKING_URI": summary["tracking_uri"]}
     import os
 

@@ -8,7 +8,9 @@ at most 128 characters, not ``.``/``..``) and raises :class:`~intradayjules.erro
 kernel drops it when the holder dies, so a killed run never leaves a stale lock). While held, the file
 records the holder (``pid``, ``host``, ``command``, ``since``). A second process asking for the same
 directory gets :class:`RunDirLocked` naming that pid at once (no waiting). Re-entrant within one
-process: nested ``lock(path)`` calls of one process share the lock. ::
+process: nested ``lock(path)`` calls of one process share the lock. A clean release empties the record,
+so a record found when taking the lock was left by a holder that died: ``stale_holder(path)`` returns it
+(``track/orphans.py`` marks that holder's MLflow runs KILLED). ::
 
     with rundir.lock(run_dir):
         train(...)
@@ -68,6 +70,15 @@ def _holder(lock_file: Path) -> dict:
         return {}
 
 
+def stale_holder(path: str | Path) -> dict | None:
+    """The holder record (``pid``, ``host``, ``command``, ``since``) that a process which died while it
+    held ``path``'s lock left in the lock file, as found when this process took the lock; None when the
+    last holder released it cleanly (a release empties the record) or this process does not hold it."""
+    with _held_guard:
+        held = _held.get(os.path.realpath(Path(path)))
+        return dict(held[2]) if held and held[2] else None
+
+
 @contextlib.contextmanager
 def lock(path: str | Path) -> Iterator[Path]:
     """Hold ``path``'s run-directory lock (created with the directory if missing); see module docstring."""
@@ -94,12 +105,17 @@ def lock(path: str | Path) -> Iterator[Path]:
     except BlockingIOError:
         os.close(fd)
         raise RunDirLocked(path, _holder(lock_file)) from None
+    left = os.pread(fd, 65536, 0)  # a record left behind: its holder died without releasing the lock
+    try:
+        stale = json.loads(left) if left.strip() else None
+    except ValueError:
+        stale = {"unreadable": left[:200].decode(errors="replace")}
     info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
             "command": redact_text(" ".join(sys.argv))[:500]}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     with _held_guard:
-        _held[key] = [fd, 1]
+        _held[key] = [fd, 1, stale if isinstance(stale, dict) else None]
     try:
         yield path
     finally:

@@ -519,6 +519,11 @@ class TrackingConfig(Section):
     experiment: str = Field("intradayjules", description="MLflow experiment name")
     registered_model: str = Field("intradayjules-dqn", description="registry name for champion models")
     alias: str = Field("champion", min_length=1, description="alias given to a newly registered best model")
+    promotion: Literal["gated", "always"] = Field(
+        "gated", description="gated: a new version takes the alias only when the lower bound of the CI of its "
+                             "mean daily net P&L minus the current champion's (same test sessions) is > 0, "
+                             "else it gets alias 'challenger' (docs/security.md); always: every new version")
+    promotion_level: float = Field(0.95, gt=0.5, lt=1.0, description="confidence level of that interval")
     connect_timeout_s: float = Field(5.0, gt=0, description="seconds to wait for a server's /health")
     heartbeat_timeout_s: float | None = Field(
         None, gt=0, description="a RUNNING trial whose heartbeat is older is reaped on resume; None: pid check only")

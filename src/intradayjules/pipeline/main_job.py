@@ -19,7 +19,9 @@ Stages (each reported through ``progress(stage, message)``):
    the verdict sentence. With ``agent.n_seeds`` > 1 the model and the baseline are trained for that many
    seeds and compared with each other and the reference policies by paired daily P&L with two-level
    (sessions x seeds) bootstrap intervals (``walk_forward.seed_comparison``).
-7. ``register``: the model becomes a version of ``tracking.registered_model`` with alias ``champion``.
+7. ``register``: the model becomes a version of ``tracking.registered_model``; it takes alias ``champion``
+   only when it beats the current champion on paired daily net P&L on these test sessions
+   (``track.promotion``), else alias ``challenger``, with the reason in the report and summary.
 8. ``report``: ``runs/<name>/report.html`` (and ``report_data.json``, ``summary.json``); with tracking on,
    the records, the report and the statistics (``compare/*``, ``sharpe/*``, ``dsr/*``, ``pbo/*``) are
    logged to the model's run.
@@ -50,12 +52,15 @@ from ..evaluate.metrics import json_safe
 from ..evaluate.report import render_report, suite_data, write_report_data
 from ..evaluate.stats import summary_metrics
 from ..evaluate.suite import Suite, evaluate_suite
-from ..track import log_report_outputs, log_training_outputs, make_tracker, register_model
+from ..track import log_report_outputs, log_training_outputs, make_tracker
+from ..track.orphans import reap_orphaned_runs
+from ..track.promotion import register_gated
 from ..tune.backend import get_backend
 from ..tune.search import run_search
 from ..tune.space import SearchSpace
 from .illiquid import arm_config
 from .prepare import prepare, run_dir, with_data_path
+from .stages import StageLog, load_train_result, load_training_run
 from .train_run import StepProgress, train, training_run
 from .trial import trial_pnl_matrix
 from .walk_forward import WalkForwardResult, run_walk_forward, seed_comparison
@@ -131,6 +136,11 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                                                   ("tune.data_path", str(Path(data_path).resolve())
                                                    if data_path is not None else None)) if v is not None})
     tracker = make_tracker(cfg, enabled=track)  # an unreachable server fails here, before hours of work
+    for line in reap_orphaned_runs(tracker, rundir.stale_holder(run_dir(cfg))):  # a killed run's MLflow runs
+        say("tracking", line)
+    stages = StageLog.open(run_dir(cfg), cfg)  # per-stage resume of a killed run (pipeline/stages.py)
+    if stages.resumed:
+        say("resume", f"{run_dir(cfg)} stopped after {', '.join(stages.stages)}: resuming")
 
     t0 = time.perf_counter()
     say("data", "loading and validating bars, building or reusing features")
@@ -150,6 +160,7 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     (out / "config.yaml").write_text(dump_config(cfg))
     if cfg.data.splits.mode == "walk_forward":  # tune per fold, retrain per fold x seed, OOS statistics
         wf = run_walk_forward(cfg, study=study_name(cfg), prepared=prepared, out=out, track=track, progress=say)
+        stages.finish()  # the fold studies resume through their storage; no per-stage record here
         return _walk_forward_result(wf, prepared.feature_hit)
 
     t0 = time.perf_counter()
@@ -159,6 +170,7 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     say("tune", f"{cfg.tune.backend}: study {name}, {cfg.tune.n_trials} trials x {cfg.tune.trial_timesteps:,} steps")
     result, _ = run_search(tcfg, track=track, resume=search.exists(tcfg, name), progress=False)
     timings["tune_s"] = time.perf_counter() - t0
+    stages.record("study", study=name, trials={t["id"]: t.get("params") for t in result.trials})
     if not result.best_params:
         raise IntradayJulesError(f"tuning finished without a complete trial ({result.n_failed} failed, "
                                  f"{result.n_pruned} pruned): see {result.run_dir}")
@@ -168,8 +180,10 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     t0 = time.perf_counter()
     best_cfg = SearchSpace.from_config(cfg.tune, cfg.agent.algo).apply(cfg, result.best_params)
     say("train", f"retraining the best trial for {best_cfg.agent.total_timesteps:,} steps")
-    model = training_run(prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name,
-                         extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)])
+    model = stages.training("train", out / "model", lambda ckpt: training_run(
+        prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name, resume_from=ckpt,
+        extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)]), load_training_run,
+        lambda m: (m.result.model_path, m.run_id), lambda msg: say("train", msg))
     timings["train_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -178,11 +192,16 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                                {"agent.algo": "dqn"})
     say("baseline", "training the original set-up (flat 5 bps costs, no risk shaping)")
     # the baseline is a tracked run too (params, lineage, dataset, metrics by step, model)
-    with tracker.run(f"{cfg.name}-baseline", base_cfg, prepared.lineage(),
-                     tags={"intradayjules.role": "baseline"}) as base_run:
-        base_res = train(prepared, out / "baseline", cfg=base_cfg, checkpoints=False,  # a reference, not resumed
-                         run=base_run, extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
-        log_training_outputs(base_run, model_zip=base_res.model_path, config_yaml=out / "baseline" / "config.yaml")
+    def _baseline(ckpt):
+        with tracker.run(f"{cfg.name}-baseline", base_cfg, prepared.lineage(),
+                         tags={"intradayjules.role": "baseline"}) as base_run:
+            res = train(prepared, out / "baseline", cfg=base_cfg, resume_from=ckpt, run=base_run,
+                        extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
+            log_training_outputs(base_run, model_zip=res.model_path, config_yaml=out / "baseline" / "config.yaml")
+        return res, base_run.run_id
+    base_res, base_run_id = stages.training("baseline", out / "baseline", _baseline,
+                                            lambda d, rec: (load_train_result(d), rec.get("run_id")),
+                                            lambda r: (r[0].model_path, r[1]), lambda msg: say("baseline", msg))
     timings["baseline_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -211,11 +230,14 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
 
     registered = None
     t0 = time.perf_counter()
+    def _register() -> dict:
+        say("register", f"registering the model (promotion: {cfg.tracking.promotion})")
+        info, decision = register_gated(tracker, model.run_id, suite.daily["model"], prepared.env_data, eval_cfg)
+        say("register", f"v{info.version} {decision.reason}")
+        return {"name": info.name, "version": str(info.version), "alias": decision.alias,
+                "promotion": decision.reason, "run_id": model.run_id, "artifacts": len(model.paths)}
     if model.run_id is not None:
-        say("register", "registering the model as champion")
-        info = register_model(tracker, model.run_id)
-        registered = {"name": info.name, "version": str(info.version), "alias": "champion",
-                      "run_id": model.run_id, "artifacts": len(model.paths)}
+        registered = stages.once("register", _register)  # never registered twice by a resumed run
     timings["register_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -262,7 +284,8 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     # the report files with their digests on the model's run (its records went up above), and the
     # baseline's own run gets its test metrics
     log_report_outputs(tracker, model.run_id, out, tables=False)
-    log_report_outputs(tracker, base_run.run_id, out / "baseline", metrics=b_stats)
+    log_report_outputs(tracker, base_run_id, out / "baseline", metrics=b_stats)
+    stages.finish()
     return MainResult(out, report, model.result.model_path, m_stats, b_stats,
                       {"study": result.study, "best_value": result.best_value, "n_complete": result.n_complete,
                        "n_pruned": result.n_pruned, "n_failed": result.n_failed},
