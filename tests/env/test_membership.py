@@ -181,3 +181,30 @@ def test_bad_shapes_and_columns(setup):
         make(data, cfg, Membership.from_member(np.ones((2, 2), bool)))
     with pytest.raises(ValueError, match=r"missing columns \['end'\]"):
         Membership.from_spells(pd.DataFrame({"symbol": ["X"], "start": ["2020-01-01"]}), data.panel)
+
+
+def test_data_members_reaches_the_env_through_make_env(setup, tmp_path):
+    """``data.members`` (a spells file as users have them: ticker, start_date, end_date) is what ``make_env``
+    and ``make_vec_env`` trade under: B is refused after its spell ends, and not without the file."""
+    from intradayjules.env import make_env, make_vec_env
+
+    frame, cfg, _ = setup
+    data0 = prepare(cfg, frame, None, features(frame))
+    A, B = data0.symbols
+    path = tmp_path / "members.csv"
+    path.write_text(f"ticker,start_date,end_date\n{A},2000-01-01,\n{B},2000-01-01,{day(data0, 1)}\n")
+    mcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": path})})
+    data = prepare(mcfg, frame, None, features(frame))
+    assert data.membership is not None
+    env = make_env(mcfg, None, split="train", data=data)
+    _, _, infos, _ = run_episode(env, long_b_then_a, session=day(data, 3))
+    assert all(float(i["positions"][1]) == 0.0 for i in infos) and infos[0]["refused"] == {B: "not_member"}
+    _, _, infos, _ = run_episode(env, long_b_then_a, session=day(data, 0))
+    assert float(infos[0]["positions"][1]) != 0.0  # a member that session
+    assert make_vec_env(mcfg, None, split="train", data=data, n_envs=2).membership is not None
+    assert make_env(cfg, None, split="train", data=data0).membership is None
+    bad = tmp_path / "ids.csv"
+    bad.write_text("permno,start,end\n10107,2000-01-01,\n")
+    with pytest.raises(ValueError, match="PERMNOs only"):
+        prepare(cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": bad})}), frame, None,
+                features(frame))

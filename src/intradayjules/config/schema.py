@@ -127,6 +127,10 @@ class DataConfig(Section):
     regime_factor: float = Field(5.0, gt=1, description="data validate: warn when daily volume or traded-bar "
                                  "share shifts by more than this factor")
     symbols: list[str] | None = Field(None, description="load only these symbols (None: all)")
+    members: Path | None = Field(
+        None, description="point-in-time membership spells (CSV/Parquet: ticker or symbol, start, end; inclusive, "
+        "empty end = still a member; aliases as `survivorship report --members`): the env refuses orders in a "
+        "symbol on sessions outside its spells (env/membership.py); None: every symbol is always a member")
     repair: RepairConfig = RepairConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     tiers: TierConfig = TierConfig()

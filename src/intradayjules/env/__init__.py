@@ -14,10 +14,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ..data.universe import read_membership
 from ..features.pipeline import compute_features
 from ..features.scaler import Scaler
 from .episodes import Episode, Panel, build_panel, fold_splits, pick_symbols, session_splits
 from .guard import HeldOutAccessError, check_access, in_tuning_phase, tuning_phase
+from .membership import Membership
 from .simulator import Simulator
 from .trading_env import TradingEnv
 from .vector import SessionVecEnv
@@ -37,6 +39,7 @@ class EnvData:
     folds: list[dict[str, np.ndarray]] | None = None
     fold: int = 0
     features: pd.DataFrame | None = field(default=None, repr=False)
+    membership: Membership | None = None  # data.members: the point-in-time universe as an action mask
 
     @property
     def scaler(self) -> Scaler | None:
@@ -123,7 +126,20 @@ def prepare(cfg, bars, universe: pd.DataFrame | None = None, features: pd.DataFr
     panel = build_panel(frame, features, symbols, universe=universe, market=cfg.market, tiers=cfg.data.tiers,
                         train_sessions=splits["train"], standardize=env.standardize, clip=env.obs_clip,
                         calendar=cfg.data.calendar, scaler=scaler)
-    return EnvData(panel, splits, symbols, folds, fold, features)
+    return EnvData(panel, splits, symbols, folds, fold, features, membership_of(cfg, panel))
+
+
+def membership_of(cfg, panel: Panel) -> Membership | None:
+    """``data.members`` (spells, ``data.universe.read_membership``) on the panel's sessions and symbols, by
+    ticker; None when not set."""
+    if cfg.data.members is None:
+        return None
+    spells = read_membership(cfg.data.members)
+    if spells["ticker"].isna().all():
+        raise ValueError(f"data.members: {cfg.data.members} has PERMNOs only; the env needs tickers (the bars' "
+                         "symbols)")
+    return Membership.from_spells(pd.DataFrame({"symbol": spells["ticker"], "start": spells["start"],
+                                                "end": spells["end"]}).dropna(subset=["symbol"]), panel)
 
 
 def make_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "train", *,
@@ -133,7 +149,7 @@ def make_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "trai
     data = data or prepare(cfg, bars, universe, features)
     sampling = cfg.env.train_sampling if split == "train" else cfg.env.eval_sampling
     return TradingEnv(data.panel, data.session_indices(split), cfg.env, cfg.market,
-                      lookback=cfg.features.lookback, sampling=sampling, info=info)
+                      lookback=cfg.features.lookback, sampling=sampling, info=info, membership=data.membership)
 
 
 def make_vec_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "train", *,
@@ -144,9 +160,9 @@ def make_vec_env(cfg, bars, universe: pd.DataFrame | None = None, split: str = "
     sampling = cfg.env.train_sampling if split == "train" else cfg.env.eval_sampling
     return SessionVecEnv(data.panel, data.session_indices(split), n_envs or cfg.env.n_envs, cfg.env,
                          cfg.market, lookback=cfg.features.lookback, sampling=sampling,
-                         seed=cfg.seed if seed is None else seed, info=info)
+                         seed=cfg.seed if seed is None else seed, info=info, membership=data.membership)
 
 
-__all__ = ["EnvData", "Episode", "HeldOutAccessError", "Panel", "SPLITS", "SessionVecEnv", "Simulator", "TradingEnv",
+__all__ = ["EnvData", "Episode", "HeldOutAccessError", "Membership", "Panel", "SPLITS", "SessionVecEnv", "Simulator", "TradingEnv",
            "build_panel", "fold_splits", "in_tuning_phase", "make_env", "make_vec_env", "pick_symbols", "prepare",
            "session_splits", "tuning_phase"]
