@@ -148,6 +148,8 @@ def test_killed_worker_then_killed_command_then_resume_reaches_T(tmp_path):
     proc = _cli(tmp_path, "--workers", "2", "--trials", str(T), "--study", "kc", "--pruner", "none", env=env)
     _wait_for(lambda: (tmp_path / "runs/tune/kc/journal.log").exists()
               and count_trials(_study(tmp_path, "kc"))["complete"] >= 3, 120, "3 complete trials")
+    # kill while a trial is held (under load the moment between two trials is long enough to hit)
+    _wait_for(lambda: count_trials(_study(tmp_path, "kc"))["running"] >= 1, 30, "a running trial")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     time.sleep(0.5)
