@@ -126,7 +126,7 @@ def run_walk_forward(cfg: ExperimentConfig, *, study: str, prepared: Prepared | 
         prep = prepared.for_fold(i)
         sp = prep.env_data.splits
         sessions = {k: _span(sp[k]) for k in ("train", "val", "test")}
-        say("fold", f"fold {i + 1}/{n_folds}: train {sessions['train'][0]}..{sessions['train'][1]}, "
+        say("fold", f"fold {i} ({i + 1} of {n_folds}): train {sessions['train'][0]}..{sessions['train'][1]}, "
                     f"val {sessions['val'][0]}..{sessions['val'][1]}, test {sessions['test'][0]}.."
                     f"{sessions['test'][1]}")
         fold_cfg = fold_config(cfg, i, f"{study}-fold{i}")
