@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,10 +106,27 @@ def get_algo(name: str) -> Algo:
     return algo
 
 
+def collect_schedule(train_freq: int, n_envs: int) -> tuple[int, int]:
+    """Off-policy on ``n_envs`` slots: SB3's ``(train_freq, gradient_steps)`` (train_freq in calls of the
+    vectorised env, each ``n_envs`` env steps) that keeps ``agent.train_freq``'s ratio of gradient steps
+    per environment step exactly: ``gradient_steps / (train_freq * n_envs) == 1 / agent.train_freq``.
+
+    >>> collect_schedule(4, 1), collect_schedule(4, 8), collect_schedule(4, 6), collect_schedule(3, 8)
+    ((4, 1), (1, 2), (2, 3), (3, 8))
+    """
+    g = math.gcd(int(train_freq), int(n_envs))
+    return int(train_freq) // g, int(n_envs) // g
+
+
 def build_model(agent: AgentConfig, env: Any, device: str) -> BaseAlgorithm:
-    """A fresh model of ``agent.algo`` on ``env``, seeded with ``agent.seed``, stamped with its name."""
+    """A fresh model of ``agent.algo`` on ``env``, seeded with ``agent.seed``, stamped with its name.
+    Off-policy on a vectorised env of N slots: ``collect_schedule`` keeps the gradient steps per env step."""
     algo = get_algo(agent.algo)
-    model = algo.cls(env=env, seed=agent.seed, device=device, verbose=0, **algo.kwargs(agent))
+    kwargs = algo.kwargs(agent)
+    n_envs = int(getattr(env, "num_envs", 1))
+    if algo.off_policy and n_envs > 1:
+        kwargs["train_freq"], kwargs["gradient_steps"] = collect_schedule(agent.train_freq, n_envs)
+    model = algo.cls(env=env, seed=agent.seed, device=device, verbose=0, **kwargs)
     setattr(model, ALGO_ATTR, algo.name)
     return model
 
