@@ -707,7 +707,8 @@ def summarize(study: Any, run_dir: Path, spec: str | None, wall_s: float) -> Tun
         trials.append({"id": str(t.number), "state": state, "value": t.value,
                        "last_step": t.last_step, "params": t.user_attrs.get("params"),
                        "seconds": t.user_attrs.get("seconds"), "worker_pid": t.user_attrs.get("pid"),
-                       "fail_reason": t.user_attrs.get("fail_reason")})
+                       "fail_reason": t.user_attrs.get("fail_reason"),
+                       "worker_startup_s": t.user_attrs.get("worker_startup_s")})
     return TuneResult(backend="optuna", study=study.study_name, run_dir=str(run_dir),
                       direction=study.direction.name.lower(), best_value=best_value, best_params=best_params,
                       n_complete=c["complete"], n_pruned=c["pruned"], n_failed=c["failed"],
