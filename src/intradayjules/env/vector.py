@@ -52,6 +52,7 @@ class SessionVecEnv(VecEnv):
         self.shaping = shaping
         self.cfg = env_cfg or EnvConfig()
         self.panel = panel
+        self.symbols = panel.symbols
         self.lookback = int(lookback)
         self.model = MarketModel(market_cfg)
         K, F = len(panel.symbols), len(panel.feature_names)
