@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import optuna
+import pytest
 
 from intradayjules.config import config_from_dict
 from intradayjules.tune.optuna_backend import START_ENV, open_storage, run_optuna
@@ -29,6 +30,10 @@ def _run(tmp_path, monkeypatch, start: str):
 
 
 def test_forked_workers_share_the_coordinators_warm_data(tmp_path, monkeypatch):
+    import threading
+
+    if threading.active_count() > 1:  # an earlier test left a thread: the backend spawns (tested below)
+        pytest.skip(f"other threads alive: {[t.name for t in threading.enumerate()]}")
     res, events, trials = _run(tmp_path, monkeypatch, "fork")
     assert res.n_complete == 4
     warms = [e for e in events if e["event"] == "warm"]
@@ -45,3 +50,21 @@ def test_spawned_workers_do_not_get_it(tmp_path, monkeypatch):
     assert res.n_complete == 4
     assert not [e for e in events if e["event"] == "warm"]
     assert all(e["warm_pid"] is None for e in events if e["event"] == "trial")
+
+
+def test_a_coordinator_with_other_threads_spawns(monkeypatch):
+    import threading
+
+    from intradayjules.tune.optuna_backend import use_fork
+
+    monkeypatch.delenv(START_ENV, raising=False)
+    assert use_fork(0) is (threading.active_count() == 1)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert use_fork(0) is False
+    finally:
+        stop.set()
+        t.join()
+    assert use_fork(1) is False  # GPUs per trial: fresh interpreters

@@ -26,7 +26,8 @@ env arrays). A forked worker starts with those modules and arrays already in mem
 nothing is pickled, written or re-read), so its fixed start-up is the fork (~10-50 ms) instead of
 ~2 s of imports and data preparation per worker; it stays warm across all the trials it runs. With
 GPUs per trial, on platforms without ``fork``, or with ``$INTRADAYJULES_TUNE_START=spawn``, workers are
-fresh interpreters as before (``python -m intradayjules.tune.optuna_backend``). Each worker records its
+fresh interpreters as before (``python -m intradayjules.tune.optuna_backend``); so are they when the
+coordinator runs other threads at that moment. Each worker records its
 start-up (spawn or fork to its first trial) in its first trial's user attribute ``worker_startup_s``.
 
 Workers get their job through a pipe (stdin) or, forked, in memory; never a file others could write: ``worker_<i>.json`` in the
@@ -592,9 +593,13 @@ def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n
 
 
 def use_fork(gpus_per_trial: float) -> bool:
-    """Fork the workers (module docstring) unless GPUs are per trial, ``fork`` is missing or
-    ``$INTRADAYJULES_TUNE_START`` is ``spawn``."""
-    return hasattr(os, "fork") and gpus_per_trial <= 0 and os.environ.get(START_ENV, "fork") != "spawn"
+    """Fork the workers (module docstring) unless GPUs are per trial, ``fork`` is missing,
+    ``$INTRADAYJULES_TUNE_START`` is ``spawn``, or the coordinator runs other threads (a lock held by one
+    of them at the fork would stay held in the child forever)."""
+    import threading
+
+    return (hasattr(os, "fork") and gpus_per_trial <= 0 and os.environ.get(START_ENV, "fork") != "spawn"
+            and threading.active_count() == 1)
 
 
 class _ForkedWorker:
