@@ -43,3 +43,20 @@ def test_checkpoints_on_schedule_with_several_slots(prepared_small, tmp_path):
     learn(cfg, prepared_small.env_data, [Checkpoint(1000, ckpt)], total_timesteps=2100)
     steps = sorted(int(p.stem.split("_")[1]) for p in ckpt.glob("dqn_*_steps.zip"))
     assert steps == [1002, 2001]  # the first call at or after each multiple of 1000 (3 steps a call)
+
+
+def test_collect_schedule_keeps_the_ratio():
+    from fractions import Fraction
+
+    from intradayjules.agents.algos import collect_schedule
+
+    # hand-worked: 16 slots, one gradient step per 4 env steps -> 4 gradient steps per SB3 step of 16
+    assert collect_schedule(4, 16) == (1, 4)
+    assert collect_schedule(4, 6) == (2, 3)  # 12 env steps, 3 gradient steps
+    assert collect_schedule(3, 8) == (3, 8)  # 24 env steps, 8 gradient steps
+    assert collect_schedule(4, 1) == (4, 1)
+    for tf in range(1, 13):
+        for n in range(1, 33):
+            sb3_tf, g = collect_schedule(tf, n)
+            assert Fraction(g, sb3_tf * n) == Fraction(1, tf) and sb3_tf >= 1 and g >= 1
+            assert sb3_tf * n <= tf * n  # never collects more than train_freq steps per slot between updates
