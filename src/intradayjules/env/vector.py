@@ -18,11 +18,11 @@ float64, as SB3's ``DummyVecEnv`` stores the scalar wrapper's reward.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
-
-from typing import Protocol
 
 from ..config import EnvConfig, MarketConfig
 from ..market import MarketModel
