@@ -10,7 +10,13 @@ Same search space (the default DQN + risk space) and trial budget for every conf
 
 Trials are real short DQN trainings (``intradayjules.pipeline.trial:dqn_trial``, default) or, with
 ``--objective cpu``, a CPU-bound synthetic objective. Prints a table; record it in benchmarks/README.md.
+Issue 16: ``--start fork,spawn`` runs the Optuna rows with forked workers (the default: the study's data
+prepared once in the coordinator, shared copy-on-write) and with fresh worker interpreters, each against its
+own sequential run, and prints each worker's start-up (spawn/fork -> its first trial, from the trials'
+``worker_startup_s``). The Optuna rows' wall time includes that start-up and the coordinator's one
+preparation of the data.
 Usage: .venv/bin/python benchmarks/tune_speedup.py [--trials 16] [--timesteps 6000] [--objective dqn|cpu]
+       [--skip-ray] [--skip-pruning] [--start fork,spawn]
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ def main() -> None:
     ap.add_argument("--reports", type=int, default=20)
     ap.add_argument("--objective", choices=["dqn", "cpu"], default="dqn")
     ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--skip-pruning", action="store_true")
+    ap.add_argument("--start", default="fork", help="worker start: fork, spawn or both (fork,spawn; issue 16)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     a = ap.parse_args()
 
@@ -55,12 +63,19 @@ def main() -> None:
             from intradayjules.pipeline.prepare import prepare
 
             prepare(cfg)
-        for label, kw in [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),
-                          ("2 optuna 2 procs, no pruning", dict(workers=2, pruner="none")),
-                          ("3 optuna 2 procs, median pruning", dict(workers=2, pruner="median"))]:
-            r = run_optuna(cfg, study=label.split()[0] + "-" + kw["pruner"], n_trials=a.trials, progress=False, **kw)
-            rows.append((label, r))
-            print(f"done: {label}: {r.wall_s:.1f} s", file=sys.stderr)
+        from intradayjules.tune.optuna_backend import START_ENV
+
+        for start in a.start.split(","):
+            os.environ[START_ENV] = start
+            configs = [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),
+                       ("2 optuna 2 procs, no pruning", dict(workers=2, pruner="none")),
+                       ("3 optuna 2 procs, median pruning", dict(workers=2, pruner="median"))]
+            for label, kw in configs[:2] if a.skip_pruning else configs:
+                label = f"{label} [{start}]"
+                study = f"{label.split()[0]}-{kw['pruner']}-{start}"
+                r = run_optuna(cfg, study=study, n_trials=a.trials, progress=False, **kw)
+                rows.append((label, r))
+                print(f"done: {label}: {r.wall_s:.1f} s (load {os.getloadavg()[0]:.2f})", file=sys.stderr)
         if not a.skip_ray:
             from intradayjules.tune.ray_backend import run_ray
 
@@ -80,11 +95,13 @@ def main() -> None:
 
 
 def _print(rows, a, ray_overhead) -> None:
-    base = rows[0][1].wall_s
     print(f"\n{a.trials} trials, objective {a.objective}, {a.timesteps} DQN steps and {a.reports} reports per trial")
     print(f"{'configuration':<38}{'wall s':>8}{'trials/h':>10}{'x base':>8}{'eff.':>7}{'done/pruned/failed':>20}"
           f"{'best':>10}{'trial s (median)':>18}")
+    base = rows[0][1].wall_s
     for label, r in rows:
+        if label.startswith("1"):
+            base = r.wall_s  # each start mode against its own sequential run
         n_workers = 1 if label.startswith("1") else 2
         speed = base / r.wall_s
         secs = [t["seconds"] for t in r.trials if t.get("seconds")]
@@ -95,6 +112,12 @@ def _print(rows, a, ray_overhead) -> None:
     vals = [t["value"] for t in rows[0][1].trials if t["state"] == "complete" and t["value"] is not None]
     if len(vals) > 1:
         print(f"baseline objective spread across its trials: sd {statistics.stdev(vals):.3f}")
+    for label, r in rows:
+        ups = [t["worker_startup_s"] for t in r.trials if t.get("worker_startup_s") is not None]
+        if ups:
+            print(f"worker start-up (spawn/fork -> first trial), {label}: "
+                  + ", ".join(f"{u:.2f} s" for u in sorted(ups)))
+    print(f"load at the end: {os.getloadavg()[0]:.2f}")
     if ray_overhead is not None:
         print(f"ray per-trial overhead (no-op trials, 2 CPUs): {ray_overhead:.2f} s")
 

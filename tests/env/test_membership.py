@@ -208,3 +208,19 @@ def test_data_members_reaches_the_env_through_make_env(setup, tmp_path):
     with pytest.raises(ValueError, match="PERMNOs only"):
         prepare(cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": bad})}), frame, None,
                 features(frame))
+
+
+def test_training_env_trades_under_data_members(setup, tmp_path):
+    """The env SB3 trains on (``agents.sb3.make_training_vec_env``) carries the run's membership."""
+    from intradayjules.agents.sb3 import make_training_vec_env
+
+    frame, cfg, _ = setup
+    data0 = prepare(cfg, frame, None, features(frame))
+    A, B = data0.symbols
+    path = tmp_path / "members.csv"
+    path.write_text(f"symbol,start,end\n{A},2000-01-01,\n")
+    mcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": path})})
+    data = prepare(mcfg, frame, None, features(frame))
+    venv = make_training_vec_env(mcfg, data, n_envs=2).venv
+    assert venv.membership is not None and np.all(venv.membership.exit_bar[:, 1] == 0)  # B never a member
+    assert make_training_vec_env(cfg, data0, n_envs=2).venv.membership is None

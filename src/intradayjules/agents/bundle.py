@@ -137,7 +137,8 @@ def space_from_json(d: dict[str, Any], what: str) -> Any:
 def _obs_layout(model: Any) -> dict[str, Any] | None:
     """Best-effort hints from the training env (TradingEnv): lookback, symbols, feature names, order."""
     try:
-        env = model.get_env().envs[0].unwrapped
+        venv = model.get_env()  # SessionVecEnv (agents.sb3) or a DummyVecEnv of TradingEnvs
+        env = venv.envs[0].unwrapped if hasattr(venv, "envs") else venv.unwrapped
         return {"lookback": int(env.lookback), "symbols": [str(s) for s in env.symbols],
                 "features": [str(f) for f in env.panel.feature_names], "mode": str(env.cfg.mode),
                 "order": ["lookback x symbols x features window (z-scored, clipped)", "position value / equity "

@@ -1,8 +1,16 @@
 """Training any of the table's algorithms (agents/algos.py): training env, checkpoints, ``learn``.
 
-Readable top to bottom: ``make_training_env`` wraps the env in the risk-shaping wrapper unless the profile
-is ``off``; ``learn(cfg, env_data, callbacks)`` builds the model of ``cfg.agent.algo`` and trains it, as
-SB3's ``model.learn(callback=[...])`` does. What a training *run* writes (run directory, metrics, outputs,
+Readable top to bottom: ``make_training_vec_env`` is what SB3 collects from: the project's own
+vectorised env (``SessionVecEnv``, ``env.n_envs`` slots for DQN/QR-DQN, one slot for PPO/A2C so their
+rollouts keep ``n_steps``), with ``minimal`` step infos and the risk shaping applied to all slots at once
+(``risk/vec_shaping.py``, the same penalties as the wrapper) unless the profile is ``off``, under SB3's
+``VecMonitor``; no ``DummyVecEnv`` and no per-step info dicts. Off-policy on N slots, SB3's
+``train_freq``/``gradient_steps`` are scaled so gradient steps per env step stay ``1 / agent.train_freq``
+(``algos.collect_schedule``); SB3 syncs the target network every ``target_update_interval // N`` calls.
+``make_training_env`` (a ``TradingEnv`` in the ``RiskShapingWrapper`` under ``Monitor``, which SB3 puts in
+a ``DummyVecEnv``) is the previous path, kept for comparisons: ``learn(..., collector="gym")``.
+``learn(cfg, env_data, callbacks)`` builds the model of ``cfg.agent.algo`` and trains it, as SB3's
+``model.learn(callback=[...])`` does. What a training *run* writes (run directory, metrics, outputs,
 tracking) is ``pipeline.train_run``'s job; validation and early stopping come in as callbacks
 (``RiskCallback``), the same for every algorithm.
 
@@ -31,15 +39,17 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecMonitor
 
 from ..config import ExperimentConfig
-from ..env import EnvData, make_env
+from ..env import EnvData, SessionVecEnv, make_env
 from ..risk.shaping import wrap_from_config
+from ..risk.vec_shaping import vec_shaping_from_config
 from .algos import algo_of, algo_of_zip, build_model, get_algo, load_model
 from .integrity import copy_weights, load_replay_buffer, save_replay_buffer_signed, save_signed, sig_path
 
 __all__ = ["Checkpoint", "build_model", "configure_torch", "latest_checkpoint", "learn", "load_model",
-           "make_training_env", "replay_buffer_for"]
+           "make_training_env", "make_training_vec_env", "replay_buffer_for"]
 
 
 def configure_torch(threads: int, device: str = "auto") -> str:
@@ -61,6 +71,18 @@ def make_training_env(cfg: ExperimentConfig, env_data: EnvData, split: str = "tr
     return Monitor(env)
 
 
+def make_training_vec_env(cfg: ExperimentConfig, env_data: EnvData, n_envs: int | None = None) -> VecMonitor:
+    """What SB3 trains on (module docstring): ``SessionVecEnv`` over the training sessions, ``minimal``
+    infos, batched risk shaping unless the profile is ``off``, seeded with ``agent.seed``."""
+    n = int(n_envs or (cfg.env.n_envs if get_algo(cfg.agent.algo).off_policy else 1))
+    venv = SessionVecEnv(env_data.panel, env_data.session_indices("train"), n, cfg.env, cfg.market,
+                         lookback=cfg.features.lookback, sampling=cfg.env.train_sampling, seed=cfg.agent.seed,
+                         info="minimal", membership=env_data.membership)  # data.members: the PIT universe
+    if cfg.risk.profile != "off" or cfg.risk.mask_illiquid:
+        venv.shaping = vec_shaping_from_config(cfg, n, int(venv.action_space.n), len(env_data.panel.symbols))
+    return VecMonitor(venv)
+
+
 class Checkpoint(BaseCallback):
     """``<algo>_<steps>_steps.zip`` (the newest ``keep`` are kept) and, off-policy, one
     ``replay_buffer.pkl`` (overwritten atomically: a buffer can hold hundreds of MB). When: module docstring."""
@@ -74,9 +96,10 @@ class Checkpoint(BaseCallback):
         self.off_policy = algo_of(self.model).off_policy
         self._next = (self.model.num_timesteps // self.save_freq + 1) * self.save_freq
 
-    def _on_step(self) -> bool:
-        if self.off_policy and self.num_timesteps % self.save_freq == 0:
+    def _on_step(self) -> bool:  # off-policy: at the first step at or after each multiple (N slots: +N a call)
+        if self.off_policy and self.num_timesteps >= self._next:
             self._save()
+            self._next = (self.num_timesteps // self.save_freq + 1) * self.save_freq
         return True
 
     def _on_rollout_start(self) -> None:  # on-policy: after the previous rollout's update
@@ -116,20 +139,28 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 def learn(cfg: ExperimentConfig, env_data: EnvData, callbacks: Sequence[BaseCallback] = (), *,
           total_timesteps: int | None = None, log_dir: str | Path | None = None, progress_bar: bool = False,
           resume_from: str | Path | None = None, init_weights_from: str | Path | None = None,
-          trust_pickle: bool = False) -> BaseAlgorithm:
+          trust_pickle: bool = False, collector: str = "vec") -> BaseAlgorithm:
     """Train ``cfg.agent.algo`` on ``env_data``'s training sessions with ``callbacks``; returns the model.
 
     Seeded (``agent.seed``: torch, numpy, the env and its action space), torch on ``agent.torch_threads``
     threads and ``agent.device``. ``log_dir``: SB3's CSV logger (``progress.csv``). A resumed checkpoint
     must be of ``cfg.agent.algo``. Checkpoints and replay buffers are signed when written and verified
     before they are unpickled (``integrity.py``); ``trust_pickle`` admits unsigned ones (a wrong signature
-    is refused regardless). ``init_weights_from`` copies tensors only (nothing is unpickled)."""
+    is refused regardless). ``init_weights_from`` copies tensors only (nothing is unpickled).
+    ``collector``: ``vec`` (``make_training_vec_env``) or ``gym`` (the previous ``make_training_env``)."""
     device = configure_torch(cfg.agent.torch_threads, cfg.agent.device)
     set_random_seed(cfg.agent.seed)
     algo = get_algo(cfg.agent.algo)
     total = int(total_timesteps or cfg.agent.total_timesteps)
-    env = make_training_env(cfg, env_data)
-    env.reset(seed=cfg.agent.seed)
+    env: Any
+    if collector == "vec":
+        env = make_training_vec_env(cfg, env_data)
+        env.seed(cfg.agent.seed)
+    elif collector == "gym":
+        env = make_training_env(cfg, env_data)
+        env.reset(seed=cfg.agent.seed)
+    else:
+        raise ValueError(f"collector must be 'vec' or 'gym', got {collector!r}")
     env.action_space.seed(cfg.agent.seed)
     if resume_from is not None:
         found = algo_of_zip(resume_from)

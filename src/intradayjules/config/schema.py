@@ -259,7 +259,7 @@ class EnvConfig(Section):
     eval_sampling: Literal["random", "sequential"] = "sequential"
     standardize: bool = Field(True, description="z-score features with training-session mean/std")
     obs_clip: float = Field(10.0, gt=0, description="feature observations are clipped to +-obs_clip")
-    n_envs: int = Field(1, ge=1)
+    n_envs: int = Field(1, ge=1, description="sessions DQN/QR-DQN training collects from at once (docs/training.md)")
     pretrade_limits: bool = Field(False, description="apply the paper loop's pre-trade limits to the env's orders in "
                                   "evaluation and backtests (risk/pretrade_env.py; training envs ignore it)")
 

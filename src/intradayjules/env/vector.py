@@ -6,9 +6,19 @@ once (SB3's auto-reset convention). Same simulator, market model and info keys a
 slot's trajectory equals the single env's on the same session and actions (tested). On an auto-reset
 ``reset_infos[i]`` is the new episode's reset info (as SB3's ``DummyVecEnv`` does). ``info``: ``full``
 (default), ``train`` or ``minimal`` step infos, as for ``TradingEnv``; ``membership`` as for ``TradingEnv``.
+
+Training (``agents/sb3.py``) gives SB3 this env itself, with ``info="minimal"`` and a ``shaping`` hook
+(``StepShaping``: ``risk/vec_shaping.py`` implements it): the hook sees each slot's episode start
+(``start(i, tiers)``), may replace the actions before they reach the simulator (``actions``: illiquid
+masking) and returns per-slot penalties (``penalties(env)``) computed from this step's arrays
+(``step_arrays()``, ``order_cost``) *before* a finished slot is refilled, so the reward of an episode's
+last step is penalised with that episode's data. The reward is ``float32(reward - penalty)`` computed in
+float64, as SB3's ``DummyVecEnv`` stores the scalar wrapper's reward.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -17,22 +27,35 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from ..config import EnvConfig, MarketConfig
 from ..market import MarketModel
 from .episodes import Panel
+from .kernel import R_FILLED, R_FPRICE, R_ORDER, S_CT2, S_EQ1, S_IMPACT, S_REWARD
 from .membership import Membership
-from .kernel import S_REWARD
 from .simulator import INFO_LEVELS, Simulator
 from .trading_env import SessionPicker, episode_start, session_lookup
+
+
+class StepShaping(Protocol):
+    """A per-step reward adjustment applied inside ``SessionVecEnv`` (module docstring)."""
+
+    def start(self, i: int, tiers: tuple[str, ...]) -> None: ...
+
+    def actions(self, actions: np.ndarray) -> np.ndarray: ...
+
+    def penalties(self, env: "SessionVecEnv") -> np.ndarray: ...
 
 
 class SessionVecEnv(VecEnv):
     def __init__(self, panel: Panel, session_indices, n_envs: int, env_cfg: EnvConfig | None = None,
                  market_cfg: MarketConfig | None = None, lookback: int = 5, sampling: str = "random",
-                 seed: int = 0, info: str = "full", membership: Membership | None = None):
+                 seed: int = 0, info: str = "full", shaping: StepShaping | None = None,
+                 membership: Membership | None = None):
         if info not in INFO_LEVELS:
             raise ValueError(f"info must be one of {INFO_LEVELS}, got {info!r}")
         self.info_level = info
+        self.shaping = shaping
         self.cfg = env_cfg or EnvConfig()
         self.panel = panel
         self.membership = membership.check(panel) if membership is not None else None
+        self.symbols = panel.symbols
         self.lookback = int(lookback)
         self.model = MarketModel(market_cfg)
         K, F = len(panel.symbols), len(panel.feature_names)
@@ -68,6 +91,8 @@ class SessionVecEnv(VecEnv):
         start = episode_start(ep, self.cfg.episode_bars, self.sampling, self.rngs[i])
         exits = self.membership.exits(j) if self.membership is not None else None
         self.sim.load(i, ep, start, self.cfg.episode_bars, exits)
+        if self.shaping is not None:
+            self.shaping.start(i, tuple(ep.tiers))
         self.reset_infos[i] = {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers,
                                "equity": self.cfg.initial_cash, "n_bars": int(self.sim.n_bars[i]),
                                "start_bar": start}
@@ -84,11 +109,16 @@ class SessionVecEnv(VecEnv):
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.num_envs)
+        if self.shaping is not None:
+            self._actions = np.ascontiguousarray(self.shaping.actions(self._actions), dtype=np.int64)
 
     def step_wait(self):
         sim = self.sim
         obs = sim._advance(self._actions)
-        reward = sim._scal[:, S_REWARD].astype(np.float32)
+        if self.shaping is None:
+            reward = sim._scal[:, S_REWARD].astype(np.float32)
+        else:
+            reward = (sim._scal[:, S_REWARD] - self.shaping.penalties(self)).astype(np.float32)
         done = sim.finished.copy()
         infos = sim.infos(self.info_level)
         if done.any():
@@ -97,6 +127,19 @@ class SessionVecEnv(VecEnv):
                 self._load(int(i))
             obs = sim.observe()
         return obs, reward, done, infos
+
+    def step_arrays(self) -> dict[str, np.ndarray]:
+        """The last step's figures per slot as arrays (views, valid until the next step; the same values as
+        the ``full`` info's fields): ``equity``, ``impact`` (USD, this step's market impact), ``illiquid_cost``
+        (USD, this step's cost of fills in illiquid names) of shape (N,); ``order_qty``, ``fill_qty``,
+        ``fill_price`` of shape (N, K)."""
+        s, out = self.sim._scal, self.sim.last_out
+        return {"equity": s[:, S_EQ1], "impact": s[:, S_IMPACT], "illiquid_cost": s[:, S_CT2],
+                "order_qty": out[R_ORDER], "fill_qty": out[R_FILLED], "fill_price": out[R_FPRICE]}
+
+    def order_cost(self, i: int, k: int, qty: float, price: float) -> float:
+        """``TradingEnv.order_cost`` for slot ``i``'s current session."""
+        return self.sim.order_cost(i, k, qty, price)
 
     def close(self) -> None:
         pass

@@ -127,6 +127,10 @@ def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
     return float(sum(finals) / len(finals))
 
 
+# issue 16: tune backends that fork workers call this once first, so every worker starts with the data
+dqn_trial.warm = lambda cfg: prepared_for(cfg, cfg.tune.data_path)  # type: ignore[attr-defined]
+
+
 def _trial_root(cfg: ExperimentConfig) -> str:
     d = resolve_path(cfg, cfg.workdir) / "tune-trials"
     d.mkdir(parents=True, exist_ok=True)

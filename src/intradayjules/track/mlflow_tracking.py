@@ -37,6 +37,25 @@ from .lineage import TAG_PREFIX, Lineage, flatten_config, sha256_file
 from .target import (TrackingError, TrackingTarget, TrackingUnreachableError, _sqlite_artifacts,  # noqa: F401
                      check_reachable, resolve_tracking)
 
+def _drop_inherited_engines() -> None:
+    """In a forked child (tuning workers, tune/optuna_backend.py): MLflow keeps one SQLAlchemy engine per
+    database URI at class level (``_engine_map``); a pooled SQLite/DB connection must not be shared with
+    the parent. ``dispose(close=False)`` (SQLAlchemy's recipe for ``os.fork``) makes the child open its
+    own connections and leaves the parent's alone. Nothing to do when mlflow was never imported."""
+    import sys
+
+    for name in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
+        store = getattr(sys.modules.get(name), "SqlAlchemyStore", None)
+        for engine in list(getattr(store, "_engine_map", {}).values()):
+            try:
+                engine.dispose(close=False)
+            except Exception:  # noqa: BLE001 - best effort; the child then opens connections lazily
+                logging.getLogger(__name__).debug("could not dispose an inherited MLflow engine", exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_engines)
+
 TAG_STUDY = TAG_PREFIX + "study"
 TAG_TRIAL_KEY = TAG_PREFIX + "trial_key"
 TAG_TRIAL_STATE = TAG_PREFIX + "trial_state"

@@ -19,7 +19,18 @@ file). :func:`recover_journal` (run by :func:`open_storage`) keeps every complet
 first bad line, after copying the damaged file to ``journal.log.corrupt-<time>``; appends first cut a
 torn tail so one torn write cannot spoil the records after it.
 
-Workers get their job through a pipe (stdin), not a file others could write: ``worker_<i>.json`` in the
+Worker start (issue 16): on Linux/macOS without GPUs per trial, workers are *forked* from the
+coordinator after it has imported the trial function (torch, SB3) and called the trial function's
+``warm(cfg)`` when it has one (the default DQN trial prepares the study's data: bars, feature-store entry,
+env arrays). A forked worker starts with those modules and arrays already in memory (shared copy-on-write:
+nothing is pickled, written or re-read), so its fixed start-up is the fork (~10-50 ms) instead of
+~2 s of imports and data preparation per worker; it stays warm across all the trials it runs. With
+GPUs per trial, on platforms without ``fork``, or with ``$INTRADAYJULES_TUNE_START=spawn``, workers are
+fresh interpreters as before (``python -m intradayjules.tune.optuna_backend``); so are they when the
+coordinator runs other threads at that moment. Each worker records its
+start-up (spawn or fork to its first trial) in its first trial's user attribute ``worker_startup_s``.
+
+Workers get their job through a pipe (stdin) or, forked, in memory; never a file others could write: ``worker_<i>.json`` in the
 run directory is a copy for people, with passwords redacted (``redact.py``), and the worker's own output
 is redacted too. Callbacks are named by import path (``tune.callbacks``); no pickle is passed between
 processes. One coordinator per study directory at a time (``rundir.lock``).
@@ -66,6 +77,7 @@ from .trial import (
 log = logging.getLogger(__name__)
 HOST = socket.gethostname()
 STORAGE_ENV = "INTRADAYJULES_TUNE_STORAGE"  # a worker started by hand: the storage URL with its password
+START_ENV = "INTRADAYJULES_TUNE_START"  # "spawn": fresh worker interpreters even where fork is available
 DEFAULT_TRIAL_FN = "intradayjules.pipeline.trial:dqn_trial"
 # what the default trial returns (risk/callback.py: mean daily net bps - OBJECTIVE_RISK_BPS x composite)
 DEFAULT_METRIC_NAME = "objective (bps/day - 10 x composite)"
@@ -372,6 +384,7 @@ def _worker_main(job: dict[str, Any]) -> None:
     run_dir = Path(job["run_dir"])
     lock = FileLock(str(run_dir / "ask.lock")) if job["storage"].startswith("journal:") else contextlib.nullcontext()
     parent = os.getppid()
+    first = True
     while os.getppid() == parent:
         with lock:
             reap_orphans(study)
@@ -384,6 +397,9 @@ def _worker_main(job: dict[str, Any]) -> None:
             trial.set_user_attr("host", HOST)
             trial.set_user_attr("pid", os.getpid())
             trial.set_user_attr("worker", job["index"])
+            if first and job.get("spawned_at") is not None:  # spawn/fork -> first trial (benchmarks)
+                trial.set_user_attr("worker_startup_s", time.time() - float(job["spawned_at"]))
+            first = False
         _run_one(study, trial, space, cfg, trial_fn, callbacks, run_dir, job, redactor)
 
 
@@ -486,7 +502,7 @@ def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n
     spec = storage_spec(storage or tc.storage, run_dir)
     shown = redact_text(spec)
     SearchSpace.from_config(tc, cfg.agent.algo)  # fail fast on a bad space
-    load_callable(tc.trial_fn)  # ... and on a bad trial_fn path
+    trial_fn = load_callable(tc.trial_fn)  # ... and on a bad trial_fn path
     gpus: list[str | None] = [None] * workers
     if tc.gpus_per_trial > 0:
         visible = _visible_gpus()
@@ -524,14 +540,20 @@ def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n
     base = dict(cfg=cfg.model_dump(mode="json"), storage=spec, study=name, n_trials=n_trials,
                 pruner=pruner, run_dir=str(run_dir), n_workers=workers,
                 torch_threads=cfg.agent.torch_threads, gpus_per_trial=tc.gpus_per_trial)
-    procs = []
+    procs: list[Any] = []
     logs = run_dir / "logs"
     logs.mkdir(exist_ok=True)
     t0 = time.perf_counter()
+    fork = use_fork(tc.gpus_per_trial)
+    if fork and callable(getattr(trial_fn, "warm", None)):
+        trial_fn.warm(cfg)  # e.g. the study's data, prepared once here and shared with the forked workers
     for i in range(workers):
-        job = dict(base, index=i, seed=tc.sampler_seed, gpu=gpus[i])
+        job = dict(base, index=i, seed=tc.sampler_seed, gpu=gpus[i], spawned_at=time.time())
         job_file = run_dir / f"worker_{i}.json"
         job_file.write_text(json.dumps(redact_obj(job)))  # a copy for people: no password
+        if fork:
+            procs.append(_fork_worker(job, logs / f"worker_{i}.log"))
+            continue
         with open(logs / f"worker_{i}.log", "ab") as out:
             p = subprocess.Popen([sys.executable, "-m", __name__, str(job_file), "--job-stdin"],
                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
@@ -570,6 +592,82 @@ def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n
     return result
 
 
+def use_fork(gpus_per_trial: float) -> bool:
+    """Fork the workers (module docstring) unless GPUs are per trial, ``fork`` is missing,
+    ``$INTRADAYJULES_TUNE_START`` is ``spawn``, or the coordinator runs other threads (a lock held by one
+    of them at the fork would stay held in the child forever)."""
+    import threading
+
+    return (hasattr(os, "fork") and gpus_per_trial <= 0 and os.environ.get(START_ENV, "fork") != "spawn"
+            and threading.active_count() == 1)
+
+
+class _ForkedWorker:
+    """A worker forked by :func:`_fork_worker`, with the part of ``Popen``'s interface the driver uses."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+            time.sleep(0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def _signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+
+def _fork_worker(job: dict[str, Any], log_path: Path) -> _ForkedWorker:
+    """Fork a worker running ``_worker_main(job)`` with stdout/stderr appended to ``log_path``. The child
+    leaves with ``os._exit`` (never returning into the coordinator's code, its locks or atexit hooks)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return _ForkedWorker(pid)
+    code = 1
+    try:
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(null)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own streams
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        _worker_main(job)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # noqa: BLE001 - reported in the worker's log, exit code 1
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
 def _send_job(proc: subprocess.Popen, job: dict[str, Any]) -> None:
     """The full job (with credentials) through the worker's stdin pipe, then EOF."""
     try:
@@ -588,7 +686,7 @@ def read_job(argv: list[str]) -> dict[str, Any]:
     return job
 
 
-def _stop(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
+def _stop(procs: list[Any], grace_s: float = 10.0) -> None:
     for p in procs:
         if p.poll() is None:
             p.terminate()
@@ -614,7 +712,8 @@ def summarize(study: Any, run_dir: Path, spec: str | None, wall_s: float) -> Tun
         trials.append({"id": str(t.number), "state": state, "value": t.value,
                        "last_step": t.last_step, "params": t.user_attrs.get("params"),
                        "seconds": t.user_attrs.get("seconds"), "worker_pid": t.user_attrs.get("pid"),
-                       "fail_reason": t.user_attrs.get("fail_reason")})
+                       "fail_reason": t.user_attrs.get("fail_reason"),
+                       "worker_startup_s": t.user_attrs.get("worker_startup_s")})
     return TuneResult(backend="optuna", study=study.study_name, run_dir=str(run_dir),
                       direction=study.direction.name.lower(), best_value=best_value, best_params=best_params,
                       n_complete=c["complete"], n_pruned=c["pruned"], n_failed=c["failed"],
