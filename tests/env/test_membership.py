@@ -183,18 +183,22 @@ def test_bad_shapes_and_columns(setup):
         Membership.from_spells(pd.DataFrame({"symbol": ["X"], "start": ["2020-01-01"]}), data.panel)
 
 
+def with_members(cfg, frame, path, text: str):
+    """``cfg`` with ``data.members`` = ``path`` holding ``text``, and the env data prepared under it."""
+    path.write_text(text)
+    mcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": path})})
+    return mcfg, prepare(mcfg, frame, None, features(frame))
+
+
 def test_data_members_reaches_the_env_through_make_env(setup, tmp_path):
     """``data.members`` (a spells file as users have them: ticker, start_date, end_date) is what ``make_env``
     and ``make_vec_env`` trade under: B is refused after its spell ends, and not without the file."""
     from intradayjules.env import make_env, make_vec_env
 
-    frame, cfg, _ = setup
-    data0 = prepare(cfg, frame, None, features(frame))
+    frame, cfg, data0 = setup
     A, B = data0.symbols
-    path = tmp_path / "members.csv"
-    path.write_text(f"ticker,start_date,end_date\n{A},2000-01-01,\n{B},2000-01-01,{day(data0, 1)}\n")
-    mcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": path})})
-    data = prepare(mcfg, frame, None, features(frame))
+    mcfg, data = with_members(cfg, frame, tmp_path / "members.csv",
+                              f"ticker,start_date,end_date\n{A},2000-01-01,\n{B},2000-01-01,{day(data0, 1)}\n")
     assert data.membership is not None
     env = make_env(mcfg, None, split="train", data=data)
     _, _, infos, _ = run_episode(env, long_b_then_a, session=day(data, 3))
@@ -203,24 +207,16 @@ def test_data_members_reaches_the_env_through_make_env(setup, tmp_path):
     assert float(infos[0]["positions"][1]) != 0.0  # a member that session
     assert make_vec_env(mcfg, None, split="train", data=data, n_envs=2).membership is not None
     assert make_env(cfg, None, split="train", data=data0).membership is None
-    bad = tmp_path / "ids.csv"
-    bad.write_text("permno,start,end\n10107,2000-01-01,\n")
     with pytest.raises(ValueError, match="PERMNOs only"):
-        prepare(cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": bad})}), frame, None,
-                features(frame))
+        with_members(cfg, frame, tmp_path / "ids.csv", "permno,start,end\n10107,2000-01-01,\n")
 
 
 def test_training_env_trades_under_data_members(setup, tmp_path):
     """The env SB3 trains on (``agents.sb3.make_training_vec_env``) carries the run's membership."""
     from intradayjules.agents.sb3 import make_training_vec_env
 
-    frame, cfg, _ = setup
-    data0 = prepare(cfg, frame, None, features(frame))
-    A, B = data0.symbols
-    path = tmp_path / "members.csv"
-    path.write_text(f"symbol,start,end\n{A},2000-01-01,\n")
-    mcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"members": path})})
-    data = prepare(mcfg, frame, None, features(frame))
+    frame, cfg, data0 = setup
+    mcfg, data = with_members(cfg, frame, tmp_path / "members.csv", f"symbol,start,end\n{data0.symbols[0]},2000-01-01,\n")
     venv = make_training_vec_env(mcfg, data, n_envs=2).venv
     assert venv.membership is not None and np.all(venv.membership.exit_bar[:, 1] == 0)  # B never a member
     assert make_training_vec_env(cfg, data0, n_envs=2).venv.membership is None
