@@ -262,7 +262,7 @@ def agents(
     config: Path = typer.Option(..., "--config", "-c", help="experiment YAML or preset name"),
     set_: list[str] = set_option(),
     algos: str = typer.Option("dqn,qrdqn,ppo,a2c", "--algos", help="comma-separated agent.algo values"),
-    seeds: int = typer.Option(3, "--seeds"),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="seeds per algorithm (experiments default to 5)"),
     timesteps: int | None = typer.Option(None, "--timesteps", help="override agent.total_timesteps"),
     data: Path | None = typer.Option(None, "--data", help="your own bars (CSV/Parquet file or directory)"),
     out: Path | None = typer.Option(None, "--out"),
