@@ -18,7 +18,9 @@ def test_walkthrough_runs_and_reports_both_policies(tmp_path):
     text = out.stdout
     # the run directory of the short training run, with its model
     assert (tmp_path / "runs" / "walkthrough" / "model.zip").is_file()
-    assert re.search(r"^3000 steps in [\d.]+ s", text, re.M), text
+    # 3,000 steps asked; SB3 collects from env.n_envs (16) slots at once, so it stops at the first multiple
+    steps = re.search(r"^(\d+) steps in [\d.]+ s", text, re.M)
+    assert steps and 3000 <= int(steps.group(1)) < 3000 + 16, text
     # flat never trades: zero return and turnover on the same test sessions as the model (by hand)
     dqn = re.search(r"^dqn\s+sessions (\d+)", text, re.M)
     flat = re.search(r"^flat\s+sessions (\d+)\s+total return \+0\.0000%\s+turnover 0\.00$", text, re.M)
