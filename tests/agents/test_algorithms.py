@@ -14,7 +14,7 @@ from intradayjules.agents.algos import ALGO_ATTR, ALGOS, algo_of_zip, build_mode
 from intradayjules.agents.export import export_torchscript, latency_us, load_torchscript, parity, policy_description
 from intradayjules.agents.qrdqn import RiskAwareQRDQNPolicy, set_risk_measure
 from intradayjules.agents.risk_measures import RiskMeasure
-from intradayjules.agents.sb3 import latest_checkpoint, load_model
+from intradayjules.agents.sb3 import latest_checkpoint, load_model, replay_buffer_for
 from intradayjules.config import config_from_dict
 from intradayjules.env import make_env
 from intradayjules.errors import ConfigError
@@ -164,7 +164,7 @@ def test_resume_continues_the_same_run(prepared_small, tmp_path, algo):
     first = train(prepared_small, tmp_path / "run", cfg=cfg, total_timesteps=1000)
     ckpt = latest_checkpoint(tmp_path / "run")
     assert ckpt is not None and ckpt.name == f"{algo}_1000_steps.zip"
-    assert (ckpt.parent / "replay_buffer.pkl").exists() == ALGOS[algo].off_policy
+    assert (replay_buffer_for(ckpt) is not None) == ALGOS[algo].off_policy
     if not ALGOS[algo].off_policy:
         # saved after the last rollout's update: the checkpoint is the 1,000-step model itself
         np.testing.assert_array_equal(_params(load_model(ckpt)), _params(load_model(first.model_path)))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import torch
 
-from intradayjules.agents.dqn import latest_checkpoint, load_model
+from intradayjules.agents.dqn import latest_checkpoint, load_model, replay_buffer_for
 from intradayjules.config import with_risk_profile
 from intradayjules.pipeline.train_run import train
 from intradayjules.agents.export import export_torchscript, latency_us, load_torchscript, parity
@@ -38,7 +38,7 @@ def test_resume_from_checkpoint_continues_the_step_count(prepared_small, tmp_pat
     assert first.timesteps == 1000
     ckpt = latest_checkpoint(tmp_path / "r")
     assert ckpt is not None and ckpt.name == "dqn_1000_steps.zip"
-    assert (ckpt.parent / "replay_buffer.pkl").exists()
+    assert replay_buffer_for(ckpt) == ckpt.parent / "replay_buffer_1000.pkl"
     resumed = train(prepared_small, tmp_path / "r2", total_timesteps=2000, resume_from=ckpt)
     assert resumed.timesteps == 2000
     assert [e["timesteps"] for e in resumed.evaluations] == [2000.0]

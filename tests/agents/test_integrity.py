@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from intradayjules.agents import integrity
-from intradayjules.agents.dqn import latest_checkpoint, load_model
+from intradayjules.agents.dqn import latest_checkpoint, load_model, replay_buffer_for
 from intradayjules.pipeline.train_run import train
 from intradayjules.errors import IntegrityError
 
@@ -21,7 +21,7 @@ def checkpointed(prepared_small, tmp_path_factory):
     train(prepared_small, run, total_timesteps=1000)
     ckpt = latest_checkpoint(run)
     assert ckpt is not None and integrity.signature_state(ckpt) == "valid"
-    assert integrity.signature_state(ckpt.parent / "replay_buffer.pkl") == "valid"
+    assert integrity.signature_state(replay_buffer_for(ckpt)) == "valid"
     return run, ckpt
 
 
@@ -70,7 +70,7 @@ def test_resume_refuses_a_replaced_checkpoint_even_with_trust_pickle(prepared_sm
 
 def test_resume_refuses_a_malicious_replay_buffer(prepared_small, checkpointed, malicious, tmp_path):
     run, ckpt = _copy_run(checkpointed[0], tmp_path / "run")
-    buf = ckpt.parent / "replay_buffer.pkl"
+    buf = replay_buffer_for(ckpt)
     malicious.pickle_file(buf)  # its signature no longer matches
     with pytest.raises(IntegrityError, match="replay buffer .* does not match its signature"):
         train(prepared_small, run, total_timesteps=2000, resume_from=ckpt)
@@ -131,3 +131,18 @@ def test_cli_train_resume_refuses_a_malicious_checkpoint(prepared_small, checkpo
     r = CliRunner().invoke(app, ["train", "-c", str(cfg), "--resume", str(run), "--no-track", "--name", "resumed"])
     assert r.exit_code != 0 and "has no signature" in r.output and "--trust-pickle" in r.output, r.output
     assert not malicious.marker.exists()
+
+
+def test_a_kill_while_the_next_buffer_is_written_leaves_the_newest_checkpoint_resumable(prepared_small,
+                                                                                        checkpointed, tmp_path):
+    """The buffer of step N is signed before the zip of step N: a torn, unsigned buffer of the next
+    checkpoint (its zip never written) is not the newest checkpoint's buffer, and resuming works."""
+    run, ckpt = _copy_run(checkpointed[0], tmp_path / "run")
+    steps = int(ckpt.stem.split("_")[-2])
+    torn = ckpt.parent / f"replay_buffer_{steps + 500}.pkl"
+    torn.write_bytes(b"\x80\x04torn")  # the kill's leftover: no signature, no zip of that step
+    assert replay_buffer_for(ckpt) == ckpt.parent / f"replay_buffer_{steps}.pkl"
+    assert integrity.signature_state(replay_buffer_for(ckpt)) == "valid"
+    res = train(prepared_small, run, total_timesteps=steps + 1000, resume_from=ckpt)
+    assert res.timesteps == steps + 1000
+    assert not torn.exists()  # removed at the next save

@@ -1,6 +1,6 @@
 """Pickle-bearing files the project writes (SB3 zips, replay buffers) are signed; unsigned ones are refused.
 
-Loading an SB3 ``.zip`` or a ``replay_buffer.pkl`` unpickles it, which runs any code its author put
+Loading an SB3 ``.zip`` or a replay buffer ``.pkl`` unpickles it, which runs any code its author put
 there. So every such file the trainer writes gets a sidecar ``<file>.hmac``::
 
     {"alg": "hmac-sha256", "hmac": "<hex>", "bytes": 123456, "file": "dqn_1000_steps.zip"}

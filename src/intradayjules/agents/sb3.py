@@ -49,7 +49,7 @@ from .algos import algo_of, algo_of_zip, build_model, get_algo, load_model
 from .integrity import copy_weights, load_replay_buffer, save_replay_buffer_signed, save_signed, sig_path
 
 __all__ = ["Checkpoint", "build_model", "configure_torch", "latest_checkpoint", "learn", "load_model",
-           "make_training_env", "make_training_vec_env", "replay_buffer_for"]
+           "make_training_env", "make_training_vec_env", "buffer_path", "replay_buffer_for"]
 
 
 def configure_torch(threads: int, device: str = "auto") -> str:
@@ -84,8 +84,11 @@ def make_training_vec_env(cfg: ExperimentConfig, env_data: EnvData, n_envs: int 
 
 
 class Checkpoint(BaseCallback):
-    """``<algo>_<steps>_steps.zip`` (the newest ``keep`` are kept) and, off-policy, one
-    ``replay_buffer.pkl`` (overwritten atomically: a buffer can hold hundreds of MB). When: module docstring."""
+    """``<algo>_<steps>_steps.zip`` (the newest ``keep`` are kept) and, off-policy, the newest checkpoint's
+    replay buffer ``replay_buffer_<steps>.pkl`` (only the newest: a buffer can hold hundreds of MB). The buffer
+    is written and signed *before* the model zip of the same step, so a signed zip always has its complete
+    buffer: a kill at any moment leaves the newest signed checkpoint resumable (an unfinished next buffer is
+    ignored and removed at the next save). When: module docstring."""
 
     def __init__(self, save_freq: int, path: str | Path, keep: int = 3):
         super().__init__()
@@ -112,23 +115,32 @@ class Checkpoint(BaseCallback):
 
     def _save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        save_signed(self.model, self.path / f"{algo_of(self.model).name}_{self.num_timesteps}_steps.zip")
+        buf = buffer_path(self.path, self.num_timesteps)
         if self.off_policy:
-            save_replay_buffer_signed(self.model, self.path / "replay_buffer.pkl")
+            save_replay_buffer_signed(self.model, buf)
+        save_signed(self.model, self.path / f"{algo_of(self.model).name}_{self.num_timesteps}_steps.zip")
         for old in _checkpoints(self.path)[:-self.keep]:
             old.unlink(missing_ok=True)
             sig_path(old).unlink(missing_ok=True)
+        for other in self.path.glob("replay_buffer*.pkl"):  # older buffers, an unfinished one, a legacy one
+            if other != buf:
+                other.unlink(missing_ok=True)
+                sig_path(other).unlink(missing_ok=True)
 
 
 def _checkpoints(path: Path) -> list[Path]:
     return sorted(path.glob("*_*_steps.zip"), key=lambda p: int(p.stem.split("_")[-2]))
 
 
+def buffer_path(directory: Path, steps: int) -> Path:
+    """Where the replay buffer of the checkpoint at ``steps`` is written."""
+    return Path(directory) / f"replay_buffer_{int(steps)}.pkl"
+
+
 def replay_buffer_for(checkpoint: Path) -> Path | None:
-    """The replay buffer saved with the newest checkpoint (only the newest one has its buffer)."""
-    buf = checkpoint.parent / "replay_buffer.pkl"
-    newest = _checkpoints(checkpoint.parent)
-    return buf if buf.exists() and newest and newest[-1] == checkpoint else None
+    """The replay buffer saved with ``checkpoint`` (only the newest checkpoint keeps its buffer), or None."""
+    buf = buffer_path(checkpoint.parent, int(checkpoint.stem.split("_")[-2]))
+    return buf if buf.exists() else None
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
