@@ -135,3 +135,38 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     got = chromium_probe(path.read_text(), tmp_path)
     assert got["plots"] == got["images"] == 8
     assert got["sections"] == len(SECTIONS) and got["requests"] == 0
+
+
+def test_seed_comparison_is_in_the_comparison_section(report, tmp_path):
+    """A run with agent.n_seeds > 1 shows the training set-up over its seeds: per-seed values and each contrast
+    with its two-level interval, from ``pipeline.compare.comparison_table`` (numbers checked by hand)."""
+    import json
+    import shutil
+
+    from intradayjules.pipeline.compare import RunRecord, comparison_table
+
+    _, run_dir, _ = report
+    days = pd.bdate_range("2025-03-03", periods=6)
+
+    def rec(arm, seed, values):
+        d = pd.DataFrame({"pnl": values, "notional": 1.0, "notional_illiquid": 0.0, "ordered": 1.0,
+                          "ordered_illiquid": 0.0, "trades": 1.0}, index=days)
+        return RunRecord(arm, seed, d)
+
+    arms = {"model": [rec("model", 0, [1.0] * 6), rec("model", 1, [3.0] * 6)],
+            "baseline": [rec("baseline", 0, [0.0] * 6), rec("baseline", 1, [-2.0] * 6)]}
+    table = comparison_table(arms, n_resamples=500)
+    dst = tmp_path / "run"
+    shutil.copytree(run_dir, dst)
+    data = json.loads((dst / "report_data.json").read_text())
+    data["comparison"] = table
+    write_report_data(dst, data)
+    page = render_report(dst).read_text()
+    ids = re.findall(r'<section id="([a-z]+)">', page)
+    assert ids == list(SECTIONS)  # inside the comparison section, not a new one
+    part = page[page.index('<section id="comparison">'):page.index('<section id="selection">')]
+    assert "The training set-up over 2 seeds" in part
+    assert "<td>model</td><td>2</td><td>1.414</td><td>1, 3</td>" in part  # mean 2, sd sqrt(2)
+    assert "<td>model - baseline</td><td>3</td>" in part  # 2 - (-1)
+    without = render_report(run_dir).read_text()
+    assert "The training set-up over" not in without

@@ -121,6 +121,23 @@ def _read(run_dir: Path, rel: str | None) -> pd.DataFrame | None:
     return pd.read_parquet(p) if p.exists() else None
 
 
+def seeds_block(comparison: dict | None) -> str:
+    """The seed comparison of a run with ``agent.n_seeds`` > 1 (``pipeline.compare.comparison_table``): per
+    arm mean +- sd over seeds and the per-seed values, then each contrast with its two-level interval. The
+    tables above judge the registered model (one seed); this one judges the training set-up."""
+    if not comparison:
+        return ""
+    arms = _table(["arm", "mean (bps/day)", "sd over seeds", "per seed"],
+                  [[html.escape(n), _fmt(a["mean"]), _fmt(a["sd"]), ", ".join(_fmt(v) for v in a["per_seed"])]
+                   for n, a in comparison["arms"].items()], "seeds")
+    rows = [[html.escape(f"{c['a']} - {c['b']}"), _fmt(c["mean_diff_bps"]),
+             f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]", _fmt(c["p_value"]), html.escape(c["verdict"])]
+            for c in comparison["contrasts"]]
+    n = max((len(a["per_seed"]) for a in comparison["arms"].values()), default=0)
+    return (f"<h3>The training set-up over {n} seeds (paired daily net P&amp;L, sessions and seeds resampled)</h3>"
+            + arms + _table(["contrast", "mean difference (bps/day)", "95 % CI", "p", "reading"], rows, "seeds"))
+
+
 def _section(sid: str, title: str, body: str) -> str:
     return f'<section id="{sid}"><h2>{html.escape(title)}</h2>{body}</section>'
 
@@ -165,7 +182,8 @@ def render_report(run_dir: str | Path) -> Path:
                           + "<h3>Ranking by mean daily net P&amp;L (the paired comparison's quantity)</h3>" + ranking
                           + "<h3>Sharpe ratios</h3>" + sharpe_table(a.sharpes)
                           + "<p>Sharpe ratios describe risk-adjusted return; they do not rank policies (two "
-                            "negative Sharpe ratios say nothing about which lost less).</p>"))
+                            "negative Sharpe ratios say nothing about which lost less).</p>"
+                          + seeds_block(data.get("comparison"))))
 
     sel = overfitting_block(a.dsr, a.pbo)
     if a.selection_note:
