@@ -29,17 +29,39 @@ def _run(tmp_path, monkeypatch, start: str):
     return res, events, trials
 
 
-def test_forked_workers_share_the_coordinators_warm_data(tmp_path, monkeypatch):
-    import threading
+COORDINATOR = """
+import json, os, sys
+from intradayjules.config import config_from_dict
+from intradayjules.tune.optuna_backend import run_optuna
+cfg = config_from_dict({"workdir": sys.argv[1], "tune": {"trial_fn": sys.argv[2]}})
+res = run_optuna(cfg, workers=2, n_trials=4, pruner="none", study="w", progress=False)
+print(json.dumps({"pid": os.getpid(), "complete": res.n_complete}))
+"""
 
-    if threading.active_count() > 1:  # an earlier test left a thread: the backend spawns (tested below)
-        pytest.skip(f"other threads alive: {[t.name for t in threading.enumerate()]}")
-    res, events, trials = _run(tmp_path, monkeypatch, "fork")
-    assert res.n_complete == 4
+
+def test_forked_workers_share_the_coordinators_warm_data(tmp_path):
+    """Run in a fresh coordinator process: in the test session, threads left by earlier tests (MLflow's
+    artifact pools) would make the backend spawn, as it must (tested below)."""
+    import subprocess
+    import sys
+
+    import intradayjules
+
+    log = tmp_path / "events.jsonl"
+    env = {**os.environ, "IJ_TEST_LOG": str(log), START_ENV: "fork",
+           "PYTHONPATH": str(Path(intradayjules.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", COORDINATOR, str(tmp_path / "runs"), f"{OBJ}:warmed"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    coord = json.loads(out.stdout.strip().splitlines()[-1])
+    assert coord["complete"] == 4
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    st = open_storage(f"journal:{tmp_path / 'runs' / 'tune' / 'w' / 'journal.log'}")
+    trials = optuna.load_study(study_name="w", storage=st).get_trials()
     warms = [e for e in events if e["event"] == "warm"]
     runs = [e for e in events if e["event"] == "trial"]
-    assert [w["pid"] for w in warms] == [os.getpid()]  # once, in the coordinator (this process)
-    assert len(runs) == 4 and all(r["warm_pid"] == os.getpid() != r["pid"] for r in runs)
+    assert [w["pid"] for w in warms] == [coord["pid"]]  # once, in the coordinator
+    assert len(runs) == 4 and all(r["warm_pid"] == coord["pid"] != r["pid"] for r in runs)
     assert len({r["pid"] for r in runs}) <= 2
     startups = [t.user_attrs["worker_startup_s"] for t in trials if "worker_startup_s" in t.user_attrs]
     assert 1 <= len(startups) <= 2 and all(0 <= s < 30 for s in startups)
