@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def main() -> None:
@@ -32,7 +31,8 @@ def main() -> None:
     ap.add_argument("--algos", default="dqn,qrdqn,ppo,a2c")
     args = ap.parse_args()
 
-    from intradayjules.agents.export import export_torchscript, latency_us, load_torchscript, parity
+    from intradayjules.agents.export import (export_torchscript, latency_us, load_torchscript, parity,
+                                            random_walk_observations)
     from intradayjules.agents.sb3 import learn
     from intradayjules.config import apply_overrides, load_config, preset_path
     from intradayjules.env import make_env
@@ -44,14 +44,7 @@ def main() -> None:
                                   "tracking.enabled": False, "agent.device": "cpu"})
     prepared = prepare(base)
     env = make_env(base, None, split="test", data=prepared.env_data)
-    obs, rng = [], np.random.default_rng(0)
-    o, _ = env.reset(seed=0)
-    while len(obs) < 1000:
-        obs.append(o)
-        o, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
-        if term or trunc:
-            o, _ = env.reset()
-    obs = np.asarray(obs, dtype=np.float32)
+    obs = random_walk_observations(env, 1000)
     print(f"load before: {os.getloadavg()[0]:.2f}; obs_dim {obs.shape[1]}, actions {env.action_space.n}")
     print(f"{'algo':<6} {'steps':>7} {'wall s':>7} {'steps/s':>8} {'steps/cpu-s':>11} {'p50 us':>7} {'p99 us':>7} "
           f"{'parity':>7} load")

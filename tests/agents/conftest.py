@@ -27,3 +27,19 @@ def prepared_small(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("prep")
     cfg = small_config(tmp)
     return prepare(cfg)
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Every unpickling entry point (pickle, cloudpickle, torch.load) raises while the test runs."""
+    import pickle
+
+    import cloudpickle
+    import torch
+
+    def forbidden(*a, **k):
+        raise AssertionError("the bundle loader unpickled something")
+
+    for mod, name in ((pickle, "loads"), (pickle, "load"), (pickle, "Unpickler"), (cloudpickle, "loads"),
+                      (cloudpickle, "load"), (torch, "load")):
+        monkeypatch.setattr(mod, name, forbidden)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from intradayjules.agents.algos import ALGO_ATTR, ALGOS, algo_of_zip, build_model
-from intradayjules.agents.export import export_torchscript, latency_us, load_torchscript, parity, policy_description
+from intradayjules.agents.export import (export_torchscript, latency_us, load_torchscript, parity, policy_description,
+                                        random_walk_observations)
 from intradayjules.agents.qrdqn import RiskAwareQRDQNPolicy, set_risk_measure
 from intradayjules.agents.risk_measures import RiskMeasure
 from intradayjules.agents.sb3 import latest_checkpoint, load_model, replay_buffer_for
@@ -41,15 +42,7 @@ def _params(model) -> np.ndarray:
 
 
 def _observations(prepared, n=1000) -> np.ndarray:
-    env = make_env(prepared.cfg, None, split="test", data=prepared.env_data)
-    obs, rng = [], np.random.default_rng(0)
-    o, _ = env.reset(seed=0)
-    while len(obs) < n:
-        obs.append(o)
-        o, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
-        if term or trunc:
-            o, _ = env.reset()
-    return np.asarray(obs, dtype=np.float32)
+    return random_walk_observations(make_env(prepared.cfg, None, split="test", data=prepared.env_data), n)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 from intradayjules.agents.dqn import latest_checkpoint, load_model, replay_buffer_for
 from intradayjules.config import with_risk_profile
 from intradayjules.pipeline.train_run import train
-from intradayjules.agents.export import export_torchscript, latency_us, load_torchscript, parity
+from intradayjules.agents.export import export_torchscript, latency_us, load_torchscript, parity, random_walk_observations
 
 from .conftest import small_config
 
@@ -73,15 +73,7 @@ def test_torchscript_export_matches_sb3_predict(prepared_small, tmp_path):
     from intradayjules.env import make_env
 
     env = make_env(prepared_small.cfg, None, split="test", data=prepared_small.env_data)
-    obs = []
-    o, _ = env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    while len(obs) < 1000:
-        obs.append(o)
-        o, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
-        if term or trunc:
-            o, _ = env.reset()
-    obs = np.asarray(obs, dtype=np.float32)
+    obs = random_walk_observations(env, 1000)
     assert parity(model, scripted, obs) == 1.0
     with torch.no_grad():
         q_sb3 = model.q_net(torch.as_tensor(obs)).numpy()

@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import optuna
-import pytest
 
 from intradayjules.config import config_from_dict
 from intradayjules.tune.optuna_backend import START_ENV, open_storage, run_optuna

@@ -158,6 +158,20 @@ def load_torchscript(path: str | Path):
         return torch.jit.load(str(path), map_location="cpu").eval()
 
 
+def random_walk_observations(env, n: int = 1000, seed: int = 0) -> np.ndarray:
+    """``n`` observations of ``env`` visited under uniformly random actions (one generator seeded with
+    ``seed``; a finished episode is reset), float32: the inputs of parity and latency checks."""
+    rng = np.random.default_rng(seed)
+    o, _ = env.reset(seed=seed)
+    obs = []
+    while len(obs) < n:
+        obs.append(o)
+        o, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
+        if term or trunc:
+            o, _ = env.reset()
+    return np.asarray(obs, dtype=np.float32)
+
+
 def parity(model, scripted, observations: np.ndarray) -> float:
     """Share of observations where the exported module's action equals ``model.predict``'s."""
     expected, _ = model.predict(observations, deterministic=True)
