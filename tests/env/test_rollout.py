@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pandas as pd
 
 import pytest
@@ -112,3 +113,86 @@ def test_partial_sessions_and_fill_timestamps():
     closes = t[t["reason"] == "session_close"]
     full = closes[closes["session"] != sessions[-1]]
     assert len(full) and (full["timestamp"] == full["session"].map(lambda s: sched.loc[pd.Timestamp(s), "close"])).all()
+
+
+def _obs_policy(n_actions: int):
+    """A deterministic, trade-happy function of the observation alone, with a batch form that applies the
+    same function row by row (so both engines see exactly the same actions for the same observations)."""
+    from intradayjules.env.rollout import BatchGreedy
+
+    def act(o):
+        return int(np.floor(np.abs(o[-3:]).sum() * 997 + np.abs(o[:40]).sum() * 13)) % n_actions
+
+    return BatchGreedy(lambda obs: np.array([act(o) for o in obs]))
+
+
+class _SingleOnly:
+    """The same policy without ``batch``: forces the one-session-after-another engine."""
+
+    def __init__(self, p):
+        self.p = p
+
+    def __call__(self, obs, info):
+        return self.p(obs, info)
+
+
+@pytest.mark.parametrize("mode", ["multi", "single"])
+def test_lockstep_engine_records_what_the_sequential_one_does(mode, monkeypatch):
+    """Sessions run in lockstep (one slot per session, one batched policy call per bar) give the same
+    steps, trades, orders, episodes, end reasons and risk snapshot as one session after the other, with
+    slots ending at different bars (a partial last session, drawdown stops) and the tracker fed in
+    session order."""
+    from intradayjules.env import rollout as R
+    from intradayjules.risk.metrics import RiskTracker
+
+    mk = market(days=30)
+    frame = mk.bars.frame
+    last = frame["session"].max()
+    pos = frame.groupby(["symbol", "session"]).cumcount()
+    cut = frame[~((frame["session"] == last) & (pos >= 40))].reset_index(drop=True)
+    cfg = config(mode, max_daily_drawdown=0.004)
+    if mode == "single":
+        cfg.env.symbols = ["LQ01"]
+    data = prepare(cfg, cut, mk.universe, features(cut))
+    env = make_env(cfg, None, split="test", data=data)
+    sessions = env.unwrapped.session_dates()
+    policy = _obs_policy(env.action_space.n)
+    calls = {"batch": 0}
+    inner_batch = policy.batch
+
+    def counted(obs):
+        calls["batch"] += 1
+        return inner_batch(obs)
+
+    policy.batch = counted
+    fast = R.run_sessions(policy, env, sessions, RiskTracker())
+    slow = R.run_sessions(_SingleOnly(policy), env, sessions, RiskTracker())
+    assert calls["batch"] == max(slow.steps.groupby("session").size())  # one call per bar, all slots
+    assert set(slow.end_reasons.values()) >= {"drawdown", "session_close"}  # slots end at different bars
+    assert slow.episodes["partial"].any()
+    pd.testing.assert_frame_equal(fast.steps, slow.steps)
+    pd.testing.assert_frame_equal(fast.trades, slow.trades)
+    pd.testing.assert_frame_equal(fast.orders, slow.orders)
+    pd.testing.assert_frame_equal(fast.episodes, slow.episodes)
+    assert fast.end_reasons == slow.end_reasons and fast.risk == slow.risk
+    assert len(fast.trades) > 10
+    monkeypatch.setattr(R, "LOCKSTEP_SLOTS", 2)  # sessions in chunks of 2 slots: the same records
+    chunked = R.run_sessions(policy, env, sessions, RiskTracker())
+    assert len(sessions) > 4 and chunked.risk == slow.risk
+    pd.testing.assert_frame_equal(chunked.trades, slow.trades)
+
+
+def test_lockstep_needs_a_bare_env_and_named_sessions(env_data):
+    """A wrapped env, drawn episodes or a policy without ``batch`` run one session after another."""
+    import gymnasium as gym
+
+    from intradayjules.env import rollout as R
+
+    mk, cfg, data = env_data
+    env = make_env(cfg, mk.bars, mk.universe, "val", data=data)
+    sessions = env.unwrapped.session_dates()[:3]
+    policy = _obs_policy(env.action_space.n)
+    assert R._lockstep_ok(policy, env, sessions)
+    assert not R._lockstep_ok(_SingleOnly(policy), env, sessions)
+    assert not R._lockstep_ok(policy, gym.wrappers.RecordEpisodeStatistics(env), sessions)
+    assert not R._lockstep_ok(policy, env, sessions[:1])

@@ -1,7 +1,7 @@
 """Greedy policies from trained models, in the rollout's ``policy(obs, info) -> action`` form.
 
 ``policy_from_model`` adapts an SB3 model (``predict``), a TorchScript module (``forward`` -> action) or
-an MLflow pyfunc model (observation batch -> actions).
+an MLflow pyfunc model (observation batch -> actions), each as a ``BatchGreedy`` (env/rollout.py).
 """
 
 from __future__ import annotations
@@ -10,19 +10,20 @@ from typing import Any
 
 import numpy as np
 
-from ..env.rollout import Policy
+from ..env.rollout import BatchGreedy
 
 
-def policy_from_model(model: Any) -> Policy:
-    """A deterministic policy from an SB3 model, a TorchScript module, or a pyfunc model."""
+def policy_from_model(model: Any) -> BatchGreedy:
+    """A deterministic policy from an SB3 model, a TorchScript module, or a pyfunc model; it acts on one
+    observation (``policy(obs, info)``) or a batch (``policy.batch(obs)``: the rollout's lockstep engine)."""
     if hasattr(model, "predict") and hasattr(model, "policy"):  # SB3
-        return lambda obs, info=None: int(model.predict(obs, deterministic=True)[0])
+        return BatchGreedy(lambda obs: model.predict(obs, deterministic=True)[0])
     if hasattr(model, "predict"):  # mlflow pyfunc: batch of observations -> actions
-        return lambda obs, info=None: int(np.asarray(model.predict(obs[None, :].astype(np.float32))).reshape(-1)[0])
+        return BatchGreedy(lambda obs: model.predict(obs.astype(np.float32)))
     import torch
 
-    def scripted(obs: np.ndarray, info: Any = None) -> int:
+    def scripted(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return int(model(torch.as_tensor(obs[None, :], dtype=torch.float32))[0])
+            return model(torch.as_tensor(obs, dtype=torch.float32)).numpy()
 
-    return scripted
+    return BatchGreedy(scripted)

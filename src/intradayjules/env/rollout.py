@@ -27,7 +27,7 @@ runs the built-in test policies (``random``, ``flat``, ``long``) on sampled sess
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +35,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.tiers import TIERS
+
+
+LOCKSTEP_SLOTS = 32  # sessions stepped together at most (a slot holds its session's feature windows)
 
 
 class Policy(Protocol):
@@ -99,63 +102,163 @@ def run_sessions(policy: Policy, env: Any, sessions: Iterable[str] | None = None
 
     ``sessions``: named sessions (``YYYY-MM-DD``), default every session of the env's split in date order;
     ``episodes``: instead, that many episodes drawn by the env's own session sampling (``reset(seed)``
-    first). ``tracker`` receives every step's info (risk metrics); its snapshot is ``result.risk``."""
+    first). ``tracker`` receives every step's info (risk metrics); its snapshot is ``result.risk``.
+
+    Named sessions of a bare ``TradingEnv`` and a policy with a ``batch`` method (``BatchPolicy``: the
+    greedy policies of trained models) run in lockstep on one simulator slot per session (up to
+    ``LOCKSTEP_SLOTS`` at a time), one batched policy call per bar (:func:`_lockstep`); the records (and
+    the tracker's updates, in session order) are the same as one session after the other."""
     inner = env.unwrapped
     if episodes is None and sessions is None:
         sessions = inner.session_dates()
-    plan: list[dict[str, Any] | None]
-    if episodes is not None:
-        plan = [None] * int(episodes)
+    rec = _Recorder(inner)
+    if episodes is None:
+        names = list(sessions)  # type: ignore[arg-type]
+        if _lockstep_ok(policy, env, names):
+            for c in range(0, len(names), LOCKSTEP_SLOTS):
+                for ep, reset_info, steps in _lockstep(policy, inner, names[c:c + LOCKSTEP_SLOTS]):  # type: ignore[arg-type]
+                    rec.episode(reset_info, ep, tracker)
+                    for k, (action, info) in enumerate(steps):
+                        rec.step(action, info, tracker, k == len(steps) - 1)
+            return rec.result(tracker)
+        plan: list[dict[str, Any] | None] = [{"session": s} for s in names]
     else:
-        plan = [{"session": s} for s in sessions]  # type: ignore[union-attr]
-    step_rows: list[tuple[Any, ...]] = []
-    trade_rows: list[tuple[Any, ...]] = []
-    order_rows: list[tuple[Any, ...]] = []
-    episode_rows: list[list[Any]] = []
-    end_reasons: dict[str, str] = {}
-    symbols = list(inner.symbols)
-    step_no = 0
+        plan = [None] * int(episodes)
     for e, options in enumerate(plan):
         obs, info = env.reset(seed=seed if (options is None and e == 0) else None, options=options)
-        session = info["session"]
-        tiers = info.get("tiers")
-        ep = getattr(inner, "episode", None)
-        times = getattr(ep, "timestamps", None)
-        bar_ns = np.timedelta64(int(getattr(ep, "bar_ns", 0)), "ns")
-        episode_rows.append([session, int(info.get("start_bar", 0)), int(info.get("session_bars", 0)),
-                             int(info.get("expected_bars", 0)), bool(info.get("partial", False)), None])
-        if tracker is not None:
-            tracker.start_episode(inner.cfg.initial_cash)
+        rec.episode(info, getattr(inner, "episode", None), tracker)
         done = False
         while not done:
             action = policy(obs, info)
             obs, _reward, terminated, truncated, info = env.step(action)
             done = terminated or truncated
-            if tracker is not None:
-                tracker.update(info)
-            step_no += 1
-            c = info["costs"]
-            by_tier = info["traded_notional_by_tier"]
-            step_rows.append((session, info["bar"], info["equity"], info["step_pnl"], info["traded_notional"],
-                              info["unfilled_notional"], c["spread"], c["impact"], c["commission"],
-                              *[by_tier[t] for t in TIERS], info["drawdown"], info["exposure"],
-                              info["participation"], bool(info["stale_decision"]), int(action)))
-            bar = int(info["bar"])
-            when = (times[bar], times[bar] + bar_ns) if times is not None else (None, None)
-            _collect_fills(trade_rows, info, step_no, session, symbols, tiers, when)
-            oq = info["order_qty"]
-            for k in np.flatnonzero(oq):
-                order_rows.append((step_no, session, symbols[k], float(oq[k]), float(info["fill_price"][k]),
-                                   tiers[k] if tiers is not None else None))
-            if done:
-                end_reasons[session] = info.get("end_reason") or "truncated"
-                episode_rows[-1][-1] = end_reasons[session]
-    trades = pd.DataFrame(trade_rows, columns=TRADE_COLUMNS)
-    trades["timestamp"] = pd.to_datetime(trades["timestamp"], utc=True)
-    return RolloutResult(float(inner.cfg.initial_cash), pd.DataFrame(step_rows, columns=STEP_COLUMNS), trades,
-                         pd.DataFrame(order_rows, columns=ORDER_COLUMNS),
-                         tracker.snapshot() if tracker is not None else {}, end_reasons,
-                         pd.DataFrame([tuple(r) for r in episode_rows], columns=EPISODE_COLUMNS))
+            rec.step(action, info, tracker, done)
+    return rec.result(tracker)
+
+
+class BatchPolicy(Policy, Protocol):
+    """A policy that can also act on a batch of observations at once (the same function of each row)."""
+
+    def batch(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+class BatchGreedy:
+    """``policy(obs, info)`` and ``policy.batch(obs)`` from ``act_batch``: observations (n, d) -> actions (n,)
+    (e.g. an SB3 model's greedy ``predict``). Batched and single calls run the same network; on a batch the
+    matrix products may round differently in the last bit, so an exact tie could break the other way."""
+
+    def __init__(self, act_batch: Any):
+        self.act_batch = act_batch
+
+    def __call__(self, obs: np.ndarray, info: dict[str, Any] | None = None) -> int:
+        return int(np.asarray(self.act_batch(obs[None, :])).reshape(-1)[0])
+
+    def batch(self, obs: np.ndarray) -> np.ndarray:
+        return np.asarray(self.act_batch(obs)).reshape(-1)
+
+
+def _lockstep_ok(policy: Any, env: Any, sessions: list[str]) -> bool:
+    from .trading_env import TradingEnv
+
+    inner = env.unwrapped
+    return (len(sessions) > 1 and callable(getattr(policy, "batch", None)) and env is inner
+            and type(inner) is TradingEnv  # wrappers could change observations, actions or rewards
+            and (inner.cfg.episode_bars is None or inner.picker.sampling != "random"))  # starts drawn by the env
+
+
+def _lockstep(policy: BatchPolicy, env: Any, sessions: list[str]
+              ) -> Iterator[tuple[Any, dict[str, Any], list[tuple[int, dict[str, Any]]]]]:
+    """Each session in its own slot of one ``Simulator``, loaded as ``env.reset(options={"session": s})``
+    would; every bar one ``policy.batch`` call for all slots. Yields per session, in the given order,
+    ``(episode, reset info, [(action, full info), ...])``. A finished slot is reloaded (its later
+    steps are discarded) so the kernel never steps an ended episode."""
+    from .simulator import Simulator
+    from .trading_env import episode_start, reset_info, session_lookup
+
+    n, K = len(sessions), len(env.symbols)
+    sim = Simulator(n, K, env.sim.obs_dim - K - 3, env.panel.max_bars, env.model, env.cfg, env.cfg.mode)
+    loads = []
+    for i, s in enumerate(sessions):
+        j = session_lookup(env.panel, env.picker.indices, s)
+        ep = env.panel.episode(j, env.lookback)
+        start = episode_start(ep, env.cfg.episode_bars, env.picker.sampling, env.np_random, {"session": s})
+        exits = env.membership.exits(j) if env.membership is not None else None
+        loads.append((ep, start, exits))
+        sim.load(i, ep, start, env.cfg.episode_bars, exits)
+    heads = [(ep, reset_info(ep, env.cfg, int(sim.n_bars[i]), start)) for i, (ep, start, _) in enumerate(loads)]
+    steps: list[list[tuple[int, dict[str, Any]]]] = [[] for _ in range(n)]
+    active = np.ones(n, bool)
+    obs = sim.observe()
+    while active.any():
+        actions = np.ascontiguousarray(policy.batch(obs), dtype=np.int64).reshape(n)
+        obs = sim.advance(actions)
+        infos = sim.infos("full")
+        for a in np.flatnonzero(active).tolist():
+            steps[a].append((int(actions[a]), infos[a]))
+        ended = np.flatnonzero(sim.finished).tolist()
+        active[ended] = False
+        for e in ended:
+            ep, start, exits = loads[e]
+            sim.load(e, ep, start, env.cfg.episode_bars, exits)
+        if ended:
+            obs = sim.observe()
+    for (ep, head), rows in zip(heads, steps):
+        yield ep, head, rows
+
+
+class _Recorder:
+    """The rollout's records (``RolloutResult``), filled one episode and one step at a time."""
+
+    def __init__(self, inner: Any):
+        self.initial_cash = float(inner.cfg.initial_cash)
+        self.symbols = list(inner.symbols)
+        self.step_rows: list[tuple[Any, ...]] = []
+        self.trade_rows: list[tuple[Any, ...]] = []
+        self.order_rows: list[tuple[Any, ...]] = []
+        self.episode_rows: list[list[Any]] = []
+        self.end_reasons: dict[str, str] = {}
+        self.step_no = 0
+
+    def episode(self, info: dict[str, Any], ep: Any, tracker: StepTracker | None) -> None:
+        self.session = info["session"]
+        self.tiers = info.get("tiers")
+        self.times = getattr(ep, "timestamps", None)
+        self.bar_ns = np.timedelta64(int(getattr(ep, "bar_ns", 0)), "ns")
+        self.episode_rows.append([self.session, int(info.get("start_bar", 0)), int(info.get("session_bars", 0)),
+                                  int(info.get("expected_bars", 0)), bool(info.get("partial", False)), None])
+        if tracker is not None:
+            tracker.start_episode(self.initial_cash)
+
+    def step(self, action: Any, info: dict[str, Any], tracker: StepTracker | None, done: bool) -> None:
+        if tracker is not None:
+            tracker.update(info)
+        self.step_no += 1
+        session, tiers, symbols = self.session, self.tiers, self.symbols
+        c = info["costs"]
+        by_tier = info["traded_notional_by_tier"]
+        self.step_rows.append((session, info["bar"], info["equity"], info["step_pnl"], info["traded_notional"],
+                               info["unfilled_notional"], c["spread"], c["impact"], c["commission"],
+                               *[by_tier[t] for t in TIERS], info["drawdown"], info["exposure"],
+                               info["participation"], bool(info["stale_decision"]), int(action)))
+        bar = int(info["bar"])
+        times = self.times
+        when = (times[bar], times[bar] + self.bar_ns) if times is not None else (None, None)
+        _collect_fills(self.trade_rows, info, self.step_no, session, symbols, tiers, when)
+        oq = info["order_qty"]
+        for k in np.flatnonzero(oq):
+            self.order_rows.append((self.step_no, session, symbols[k], float(oq[k]), float(info["fill_price"][k]),
+                                    tiers[k] if tiers is not None else None))
+        if done:
+            self.end_reasons[session] = info.get("end_reason") or "truncated"
+            self.episode_rows[-1][-1] = self.end_reasons[session]
+
+    def result(self, tracker: StepTracker | None) -> RolloutResult:
+        trades = pd.DataFrame(self.trade_rows, columns=TRADE_COLUMNS)
+        trades["timestamp"] = pd.to_datetime(trades["timestamp"], utc=True)
+        return RolloutResult(self.initial_cash, pd.DataFrame(self.step_rows, columns=STEP_COLUMNS), trades,
+                             pd.DataFrame(self.order_rows, columns=ORDER_COLUMNS),
+                             tracker.snapshot() if tracker is not None else {}, self.end_reasons,
+                             pd.DataFrame([tuple(r) for r in self.episode_rows], columns=EPISODE_COLUMNS))
 
 
 def _collect_fills(rows: list[tuple[Any, ...]], info: dict[str, Any], step: int, session: str, symbols: list[str],

@@ -77,6 +77,13 @@ def session_lookup(panel: Panel, indices: np.ndarray, session) -> int:
     return hit[0]
 
 
+def reset_info(ep, cfg: EnvConfig, n_bars: int, start: int) -> dict:
+    """The info ``TradingEnv.reset`` returns for episode ``ep`` loaded from bar ``start`` (``n_bars`` bars)."""
+    return {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers, "equity": cfg.initial_cash,
+            "n_bars": n_bars, "start_bar": start, "session_bars": ep.n_bars, "expected_bars": ep.expected_bars,
+            "partial": ep.partial}
+
+
 class TradingEnv(gym.Env):
     metadata = {"render_modes": []}
 
@@ -134,10 +141,7 @@ class TradingEnv(gym.Env):
         start = episode_start(ep, self.cfg.episode_bars, self.picker.sampling, self.np_random, options)
         exits = self.membership.exits(i) if self.membership is not None else None
         self.sim.load(0, ep, start, self.cfg.episode_bars, exits)
-        return self.sim.observe()[0], {"session": ep.session, "symbols": ep.symbols, "tiers": ep.tiers,
-                                       "equity": self.cfg.initial_cash, "n_bars": int(self.sim.n_bars[0]),
-                                       "start_bar": start, "session_bars": ep.n_bars,
-                                       "expected_bars": ep.expected_bars, "partial": ep.partial}
+        return self.sim.observe()[0], reset_info(ep, self.cfg, int(self.sim.n_bars[0]), start)
 
     def step(self, action):
         self._act[0] = int(action)

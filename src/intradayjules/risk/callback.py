@@ -32,7 +32,7 @@ import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ..config import RiskConfig
-from ..env.rollout import run_sessions
+from ..env.rollout import BatchGreedy, run_sessions
 from .composite import EarlyStopRule, RiskComposite
 from .metrics import RiskTracker
 
@@ -108,7 +108,7 @@ class RiskCallback(BaseCallback):
 
     def _policy(self):
         model = self.model
-        return lambda obs, info: int(model.predict(obs, deterministic=True)[0])
+        return BatchGreedy(lambda obs: model.predict(obs, deterministic=True)[0])  # sessions in lockstep
 
     def evaluate(self, final: bool = False) -> dict[str, float]:
         """One validation evaluation. ``final``: the judgement of the last policy after training ended,
