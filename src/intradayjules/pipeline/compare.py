@@ -35,6 +35,7 @@ from ..env import EnvData, make_env
 from ..env.rollout import Policy, RolloutResult
 from ..evaluate.evaluation import evaluate_policy
 from ..evaluate.seeds import Contrast, arm_summary, difference
+from .parallel import map_forked
 from .prepare import Prepared
 from .train_run import train
 
@@ -105,20 +106,20 @@ def train_arm(prepared: Prepared, cfg: ExperimentConfig, arm: str, n_seeds: int,
               progress: Callable[[RunRecord], None] | None = None, first: Any = None) -> list[RunRecord]:
     """Train ``arm`` (``cfg``) for seeds ``cfg.agent.seed + 0 .. n_seeds - 1`` into ``out/<arm>-seed<k>``
     and evaluate each final model on ``split`` under ``eval_cfg`` (default: ``cfg`` with realistic costs).
-    ``first``: an already trained seed-0 ``TrainResult`` (e.g. the main job's tracked model)."""
+    ``first``: an already trained seed-0 ``TrainResult`` (e.g. the main job's tracked model). The seeds
+    run in ``cfg.agent.seed_workers`` forked processes (``pipeline.parallel``); ``progress`` sees each
+    record in seed order."""
     eval_cfg = eval_cfg or realistic(cfg)
-    records = []
-    for k in range(n_seeds):
+
+    def one(k: int) -> RunRecord:
         seed_cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"seed": cfg.agent.seed + k})})
         res = first if (k == 0 and first is not None) else train(
             prepared, Path(out) / f"{arm}-seed{k}", cfg=seed_cfg, total_timesteps=timesteps, checkpoints=False)
         stats, daily = evaluate_daily(policy_from_model(load_model(res.model_path)), prepared.env_data, eval_cfg,
                                       split)
-        rec = RunRecord(arm, k, daily, stats, str(res.model_path), int(res.timesteps), bool(res.stopped_early))
-        records.append(rec)
-        if progress:
-            progress(rec)
-    return records
+        return RunRecord(arm, k, daily, stats, str(res.model_path), int(res.timesteps), bool(res.stopped_early))
+
+    return map_forked(one, range(n_seeds), cfg.agent.seed_workers, on_result=progress)
 
 
 def default_references(env_data: EnvData, cfg: ExperimentConfig, split: str = "test",

@@ -1,0 +1,128 @@
+"""Seeds of an arm in forked workers (``pipeline.parallel``): the same records as one after another."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+from intradayjules.pipeline import parallel
+
+
+def _pid_and_square(x):
+    return os.getpid(), x * x
+
+
+def test_map_forked_keeps_order_uses_workers_and_raises():
+    _fresh("order")
+
+
+def test_map_forked_runs_here_when_forking_is_unsafe_or_not_asked(monkeypatch):
+    here = {os.getpid()}
+    assert {p for p, _ in parallel.map_forked(_pid_and_square, range(3), workers=1)} == here
+    assert {p for p, _ in parallel.map_forked(_pid_and_square, [5], workers=2)} == here
+    monkeypatch.setenv(parallel.PARALLEL_ENV, "0")
+    assert {p for p, _ in parallel.map_forked(_pid_and_square, range(3), workers=2)} == here
+    monkeypatch.delenv(parallel.PARALLEL_ENV)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:  # another thread is running: a fork could inherit a held lock
+        assert not parallel.can_fork()
+        assert {p for p, _ in parallel.map_forked(_pid_and_square, range(3), workers=2)} == here
+    finally:
+        stop.set()
+        t.join()
+    assert parallel.worker_count(0, 1) == 1 and parallel.worker_count(5, 3) == 3 and parallel.worker_count(1, 9) == 1
+
+
+def test_seeds_in_workers_give_the_records_of_one_after_another(tmp_path):
+    """``train_arm`` with 2 forked workers and with 1: per seed the same daily P&L to the last bit."""
+    _fresh("seeds", str(tmp_path))
+
+
+# In the test session, threads left by earlier tests (MLflow's pools) make ``map_forked`` run items here, as
+# it must (tested above); the fork path is checked in a fresh interpreter.
+SCRIPT = r"""
+import os, sys, time
+import pandas as pd
+from intradayjules.pipeline import parallel
+
+
+def pid_and_square(x):
+    time.sleep(0.2)  # long enough that both workers take items
+    return os.getpid(), x * x
+
+
+def boom(x):
+    if x == 2:
+        raise ValueError(f"item {x} failed")
+    return x
+
+
+def order():
+    assert parallel.can_fork()
+    seen = []
+    out = parallel.map_forked(pid_and_square, range(6), workers=2, on_result=seen.append)
+    assert [sq for _, sq in out] == [x * x for x in range(6)] and seen == out, out
+    pids = {pid for pid, _ in out}
+    assert os.getpid() not in pids and len(pids) == 2, pids
+    try:
+        parallel.map_forked(boom, range(4), workers=2)
+    except ValueError as e:
+        assert "item 2 failed" in str(e)
+    else:
+        raise AssertionError("a worker's exception was not raised")
+
+
+def seeds(tmp):
+    from pathlib import Path
+    from intradayjules.config import ExperimentConfig, apply_overrides
+    from intradayjules.pipeline import compare
+    from intradayjules.pipeline.prepare import prepare
+
+    tmp = Path(tmp)
+    cfg = ExperimentConfig.model_validate({
+        "name": "t", "workdir": str(tmp / "runs"), "features": {"store_dir": str(tmp / "store")},
+        "data": {"synthetic": {"n_symbols": 6, "days": 45, "seed": 0}}, "env": {"mode": "multi"},
+        "agent": {"total_timesteps": 800, "learning_starts": 200, "buffer_size": 2000, "batch_size": 32},
+        "risk": {"eval_freq": 400, "eval_episodes": 2}, "tracking": {"enabled": False}})
+    prepared = prepare(cfg)
+    pids = tmp / "pids.txt"
+    train = compare.train
+
+    def recorded(*a, **kw):
+        with open(pids, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return train(*a, **kw)
+
+    compare.train = recorded
+    par = compare.train_arm(prepared, apply_overrides(cfg, {"agent.seed_workers": 2}), "a", 3, tmp / "par",
+                            split="val")
+    workers = set(pids.read_text().split())
+    assert len(workers) == 2 and str(os.getpid()) not in workers, workers
+    seq = compare.train_arm(prepared, apply_overrides(cfg, {"agent.seed_workers": 1}), "a", 3, tmp / "seq",
+                            split="val")
+    assert [r.seed for r in par] == [0, 1, 2]
+    for p, s in zip(par, seq):
+        pd.testing.assert_frame_equal(p.daily, s.daily)
+        assert p.timesteps == s.timesteps
+    assert par[0].daily["pnl"].tolist() != par[1].daily["pnl"].tolist()  # the seeds differ
+
+
+globals()[sys.argv[1]](*sys.argv[2:])
+print("ok")
+"""
+
+
+def _fresh(*args: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import intradayjules
+
+    env = {**os.environ, parallel.PARALLEL_ENV: "1", "PYTHONPATH": str(Path(intradayjules.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
