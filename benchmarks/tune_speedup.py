@@ -6,7 +6,10 @@ Same search space (the default DQN + risk space) and trial budget for every conf
 2. Optuna, 2 worker processes, no pruning (parallelism alone; target >= 1.8x, efficiency >= 90 %)
 3. Optuna, 2 worker processes, median pruning (target >= 3x)
 4. Ray Tune, 2 CPUs, OptunaSearch + ASHA (grace 10, reduction factor 2)
-5. Ray per-trial overhead: 16 trials of a no-op objective on 2 CPUs, (wall * 2 / trials)
+5. Ray per-trial overhead: no-op studies of N and 4N trials on 2 CPUs (``--ray-repeats`` of each,
+   interleaved, medians); the slope between the sizes is the cost of one more trial (per CPU slot:
+   wall * 2 / trials), the intercept the fixed start of a study (the tuner and its first actors). The
+   older figure, one N-trial study's wall * 2 / N, mixes the two and is printed too.
 
 Trials are real short DQN trainings (``intradayjules.pipeline.trial:dqn_trial``, default) or, with
 ``--objective cpu``, a CPU-bound synthetic objective. Prints a table; record it in benchmarks/README.md.
@@ -43,6 +46,7 @@ def main() -> None:
     ap.add_argument("--skip-pruning", action="store_true")
     ap.add_argument("--start", default="fork", help="worker start: fork, spawn or both (fork,spawn; issue 16)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--ray-repeats", type=int, default=3, help="no-op Ray studies of each size (overhead)")
     a = ap.parse_args()
 
     from intradayjules.config import config_from_dict
@@ -83,9 +87,15 @@ def main() -> None:
                         temp_dir=str(work / "ray"))
             rows.append(("4 ray 2 CPUs, OptunaSearch + ASHA", r))
             noop = config_from_dict({**base, "tune": {**base["tune"], "trial_fn": f"{NOOP}:noop"}})
-            r = run_ray(noop, study="ray-noop", scheduler="fifo", num_cpus=2, n_trials=a.trials,
-                        temp_dir=str(work / "ray"))
-            ray_overhead = r.wall_s * 2 / a.trials
+            walls: dict[int, list[float]] = {}
+            for rep in range(a.ray_repeats):  # a study of n and one of 4n no-op trials, interleaved
+                for n in (a.trials, 4 * a.trials):
+                    r = run_ray(noop, study=f"ray-noop-{n}-{rep}", scheduler="fifo", num_cpus=2, n_trials=n,
+                                temp_dir=str(work / "ray"))
+                    walls.setdefault(n, []).append(r.wall_s)
+            small, big = (statistics.median(walls[n]) for n in (a.trials, 4 * a.trials))
+            ray_overhead = {"per_trial": (big - small) * 2 / (3 * a.trials), "fixed": small - (big - small) / 3,
+                            "whole": small * 2 / a.trials, "walls": walls}
         _print(rows, a, None if a.skip_ray else ray_overhead)
     finally:
         if a.keep:
@@ -119,7 +129,12 @@ def _print(rows, a, ray_overhead) -> None:
                   + ", ".join(f"{u:.2f} s" for u in sorted(ups)))
     print(f"load at the end: {os.getloadavg()[0]:.2f}")
     if ray_overhead is not None:
-        print(f"ray per-trial overhead (no-op trials, 2 CPUs): {ray_overhead:.2f} s")
+        o = ray_overhead
+        print("ray no-op studies on 2 CPUs, tuner wall s: "
+              + "; ".join(f"{n} trials {', '.join(f'{w:.2f}' for w in ws)}" for n, ws in o["walls"].items()))
+        print(f"ray per-trial overhead (slope between the two sizes, CPU-slot s per trial): {o['per_trial']:.3f} s; "
+              f"fixed start of a study (tuner, first actors): {o['fixed']:.2f} s; "
+              f"the {a.trials}-trial study's wall x 2 / trials (both together): {o['whole']:.2f} s")
 
 
 if __name__ == "__main__":
