@@ -41,6 +41,28 @@ def test_run_flags_reach_the_config(monkeypatch):
     assert cfg.tune.sampler == "random" and cfg.name == "quickstart" and seen["kw"]["track"] is False
 
 
+def test_run_starts_no_thread_so_its_workers_can_be_forked(monkeypatch):
+    """While ``run`` shows its status line, the process runs no thread of its own: the tuning and seed
+    workers are forked only from a single-threaded process (rich's ``console.status`` redraws from one)."""
+    import threading
+
+    import intradayjules.pipeline.main_job as mj
+
+    seen = {}
+    before = threading.active_count()
+
+    def fake(cfg, progress=None, **kw):
+        progress("tune", "a stage line")
+        progress("train", "half way", 0.5)
+        seen["threads"] = threading.active_count()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mj, "run_main", fake)
+    res = runner.invoke(app, ["run", "--no-track"])
+    assert res.exit_code == 130 and "a stage line" in res.output, res.output
+    assert seen["threads"] == before
+
+
 def test_init_writes_an_editable_preset(tmp_path):
     res = runner.invoke(app, ["init", str(tmp_path / "cfg")])
     assert res.exit_code == 0, res.output

@@ -20,6 +20,31 @@ err_console = Console(stderr=True, soft_wrap=True)
 SET_HELP = "override a config key, e.g. --set agent.seed=3 (repeatable; values are YAML)"
 
 
+class StepStatus:
+    """A one-line status under the printed lines, redrawn only when ``update`` is called: rich's
+    ``Console.status`` redraws from a thread of its own, and a process that runs another thread cannot
+    safely fork the tuning and seed workers (``tune.optuna_backend.use_fork``, ``pipeline.parallel``),
+    so the main job would start fresh interpreters instead (2-3 s each) and train the seeds one by one."""
+
+    def __init__(self, out: Console, text: str):
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        self._spinner = Spinner("dots", text)
+        self._live = Live(self._spinner, console=out, auto_refresh=False, transient=True)
+
+    def __enter__(self) -> "StepStatus":
+        self._live.start(refresh=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.stop()
+
+    def update(self, text: str) -> None:
+        self._spinner.update(text=text)
+        self._live.refresh()
+
+
 def set_option() -> list[str]:
     """The ``--set KEY=VALUE`` option every command that takes a config has."""
     return typer.Option([], "--set", help=SET_HELP)

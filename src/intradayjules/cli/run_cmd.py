@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import IntradayJulesError
 from ..config import DEFAULT_PRESET
-from .common import console, err_console, fail, load_or_exit, set_option
+from .common import StepStatus, console, err_console, fail, load_or_exit, set_option
 from .tables import suite_table
 
 
@@ -43,7 +43,7 @@ def run(
     stage_start = {"t": time.perf_counter(), "stage": None}
 
     out = err_console if as_json else console  # --json: stdout carries the JSON only
-    with out.status("[bold]starting[/]") as status:
+    with StepStatus(out, "[bold]starting[/]") as status:  # no redraw thread: the workers can be forked
         def progress(stage: str, message: str, fraction: float | None = None) -> None:
             """A stage line; step progress (``fraction``) is a bar on a terminal and a plain line at every
             tenth otherwise."""
