@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -116,7 +116,7 @@ def run_sessions(policy: Policy, env: Any, sessions: Iterable[str] | None = None
         names = list(sessions)  # type: ignore[arg-type]
         if _lockstep_ok(policy, env, names):
             for c in range(0, len(names), LOCKSTEP_SLOTS):
-                for ep, reset_info, steps in _lockstep(policy, inner, names[c:c + LOCKSTEP_SLOTS]):  # type: ignore[arg-type]
+                for ep, reset_info, steps in _lockstep(policy, inner, names[c:c + LOCKSTEP_SLOTS]):
                     rec.episode(reset_info, ep, tracker)
                     for k, (action, info) in enumerate(steps):
                         rec.step(action, info, tracker, k == len(steps) - 1)
@@ -157,7 +157,7 @@ class BatchGreedy:
         return np.asarray(self.act_batch(obs)).reshape(-1)
 
 
-def _lockstep_ok(policy: Any, env: Any, sessions: list[str]) -> bool:
+def _lockstep_ok(policy: Any, env: Any, sessions: list[str]) -> TypeGuard[BatchPolicy]:
     from .trading_env import TradingEnv
 
     inner = env.unwrapped
