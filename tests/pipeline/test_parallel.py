@@ -14,7 +14,8 @@ def _pid_and_square(x):
 
 
 def test_map_forked_keeps_order_uses_workers_and_raises():
-    _fresh("order")
+    out = _fresh("order")
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
 def test_map_forked_runs_here_when_forking_is_unsafe_or_not_asked(monkeypatch):
@@ -38,7 +39,8 @@ def test_map_forked_runs_here_when_forking_is_unsafe_or_not_asked(monkeypatch):
 
 def test_seeds_in_workers_give_the_records_of_one_after_another(tmp_path):
     """``train_arm`` with 2 forked workers and with 1: per seed the same daily P&L to the last bit."""
-    _fresh("seeds", str(tmp_path))
+    out = _fresh("seeds", str(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
 # In the test session, threads left by earlier tests (MLflow's pools) make ``map_forked`` run items here, as
@@ -115,7 +117,8 @@ print("ok")
 """
 
 
-def _fresh(*args: str) -> None:
+def _fresh(*args: str):
+    """Run ``SCRIPT``'s function ``args[0]`` in a fresh interpreter; the completed process."""
     import subprocess
     import sys
     from pathlib import Path
@@ -123,6 +126,5 @@ def _fresh(*args: str) -> None:
     import intradayjules
 
     env = {**os.environ, parallel.PARALLEL_ENV: "1", "PYTHONPATH": str(Path(intradayjules.__file__).parents[1])}
-    out = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=env,
-                         timeout=600)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=env,
+                          timeout=600)
