@@ -10,7 +10,7 @@ the wall time, never a figure.
 It runs one item after another in this process instead when ``workers`` is 1, there is one item, the
 platform has no ``fork``, ``$INTRADAYJULES_PARALLEL`` is ``0``, CUDA is initialised here (a forked child
 cannot use it), or this process runs other threads (a lock one of them holds at the fork would stay held
-in the child forever; the same rule as the tuning workers, ``tune.optuna_backend.use_fork``).
+in the child forever): ``procs.fork_is_safe``, the rule the tuning workers follow too.
 
 ``agent.seed_workers`` sets the count for the seeds of every comparison (``pipeline.compare.train_arm``):
 0 (default) = the local cores (at most one per item), 1 = one after another.
@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+from ..procs import fork_is_safe
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,15 +45,8 @@ def worker_count(workers: int, n_items: int) -> int:
 
 
 def can_fork() -> bool:
-    """Whether forking workers here is safe (module docstring)."""
-    if not hasattr(os, "fork") or os.environ.get(PARALLEL_ENV, "1") == "0":
-        return False
-    if threading.active_count() != 1:
-        return False
-    import sys
-
-    torch = sys.modules.get("torch")
-    return not (torch is not None and torch.cuda.is_initialized())
+    """Whether forking workers here is safe and allowed (module docstring)."""
+    return os.environ.get(PARALLEL_ENV, "1") != "0" and fork_is_safe()
 
 
 def map_forked(fn: Callable[[T], R], items: Sequence[T], workers: int = 0,

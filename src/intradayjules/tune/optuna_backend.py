@@ -56,7 +56,7 @@ from typing import Any
 
 from .. import rundir
 from ..config import ExperimentConfig
-from ..procs import pid_alive as _pid_alive
+from ..procs import fork_is_safe, pid_alive as _pid_alive
 from ..redact import REDACTED, Redactor, RedactingStream, redact_obj, redact_text, uri_password
 from .results import TuneError, TuneResult, json_safe, run_dir_for, write_config
 from .space import SearchSpace
@@ -593,13 +593,10 @@ def _run_locked(cfg: ExperimentConfig, run_dir: Path, name: str, workers: int, n
 
 
 def use_fork(gpus_per_trial: float) -> bool:
-    """Fork the workers (module docstring) unless GPUs are per trial, ``fork`` is missing,
-    ``$INTRADAYJULES_TUNE_START`` is ``spawn``, or the coordinator runs other threads (a lock held by one
-    of them at the fork would stay held in the child forever)."""
-    import threading
-
-    return (hasattr(os, "fork") and gpus_per_trial <= 0 and os.environ.get(START_ENV, "fork") != "spawn"
-            and threading.active_count() == 1)
+    """Fork the workers (module docstring) unless GPUs are per trial, ``$INTRADAYJULES_TUNE_START`` is
+    ``spawn``, or ``procs.fork_is_safe`` says no (no ``fork``; the coordinator runs other threads, whose
+    locks held at the fork would stay held in the child forever; CUDA initialised here)."""
+    return gpus_per_trial <= 0 and os.environ.get(START_ENV, "fork") != "spawn" and fork_is_safe()
 
 
 class _ForkedWorker:
