@@ -22,9 +22,9 @@ SET_HELP = "override a config key, e.g. --set agent.seed=3 (repeatable; values a
 
 class StepStatus:
     """A one-line status under the printed lines, redrawn only when ``update`` is called: rich's
-    ``Console.status`` redraws from a thread of its own, and a process that runs another thread cannot
-    safely fork the tuning and seed workers (``tune.optuna_backend.use_fork``, ``pipeline.parallel``),
-    so the main job would start fresh interpreters instead (2-3 s each) and train the seeds one by one."""
+    ``Console.status`` redraws from a thread of its own, and a process that runs another thread does not
+    fork its tuning and seed workers (``procs.fork_is_safe``): the main job would start fresh interpreters
+    instead (2-3 s each) and train the seeds one by one."""
 
     def __init__(self, out: Console, text: str):
         from rich.live import Live
