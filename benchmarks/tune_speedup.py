@@ -4,7 +4,8 @@ Same search space (the default DQN + risk space) and trial budget for every conf
 
 1. sequential Optuna, no pruning (the original baseline: ``--workers 1 --pruner none``)
 2. Optuna, 2 worker processes, no pruning (parallelism alone; target >= 1.8x, efficiency >= 90 %)
-3. Optuna, 2 worker processes, median pruning (target >= 3x)
+3. Optuna, 2 worker processes, median pruning (target >= 3x); ``--pruners median,hyperband`` adds
+   Optuna's Hyperband pruner (min resource 1 report, reduction factor 3) as a second row
 4. Ray Tune, 2 CPUs, OptunaSearch + ASHA (grace 10, reduction factor 2)
 5. Ray per-trial overhead: no-op studies of N and 4N trials on 2 CPUs (``--ray-repeats`` of each,
    interleaved, medians); the slope between the sizes is the cost of one more trial (per CPU slot:
@@ -46,6 +47,7 @@ def main() -> None:
     ap.add_argument("--skip-pruning", action="store_true")
     ap.add_argument("--start", default="fork", help="worker start: fork, spawn or both (fork,spawn; issue 16)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--pruners", default="median", help="pruners of row 3, comma-separated (median, hyperband)")
     ap.add_argument("--ray-repeats", type=int, default=3, help="no-op Ray studies of each size (overhead)")
     a = ap.parse_args()
 
@@ -73,7 +75,7 @@ def main() -> None:
             os.environ[START_ENV] = start
             configs = [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),
                        ("2 optuna 2 procs, no pruning", dict(workers=2, pruner="none")),
-                       ("3 optuna 2 procs, median pruning", dict(workers=2, pruner="median"))]
+                       *[(f"3 optuna 2 procs, {p} pruning", dict(workers=2, pruner=p)) for p in a.pruners.split(",")]]
             for label, kw in configs[:2] if a.skip_pruning else configs:
                 label = f"{label} [{start}]"
                 study = f"{label.split()[0]}-{kw['pruner']}-{start}"
