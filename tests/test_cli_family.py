@@ -98,16 +98,16 @@ def test_data_validate_json(tmp_path):
 @pytest.mark.parametrize("kind, cls", [("tpe", optuna.samplers.TPESampler), ("random", optuna.samplers.RandomSampler),
                                        ("cmaes", optuna.samplers.CmaEsSampler), ("qmc", optuna.samplers.QMCSampler)])
 def test_samplers(kind, cls):
-    assert isinstance(make_sampler(42, 3, 0, 2, kind), cls)
+    assert isinstance(make_sampler(42, 3, 2, kind), cls)
 
 
 def test_qmc_resumes_its_sequence_and_pruner_warmup():
     def sample(n_first, n_total):
-        study = optuna.create_study(sampler=make_sampler(7, 0, 0, 1, "qmc"))
+        study = optuna.create_study(sampler=make_sampler(7, 0, 1, "qmc"))
         xs = []
         for i in range(n_total):
             if i == n_first:  # a "resumed" study: a new sampler object, same seed
-                study.sampler = make_sampler(7, i, 0, 1, "qmc")
+                study.sampler = make_sampler(7, i, 1, "qmc")
             t = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
             xs.append(t.params["x"])
             study.tell(t, t.params["x"])

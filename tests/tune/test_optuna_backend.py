@@ -55,10 +55,10 @@ def test_two_worker_processes_share_the_study_and_prune(tmp_path, monkeypatch):
     monkeypatch.setenv("IJ_TEST_SLEEP", "0.03")
     events = tmp_path / "events.jsonl"
     monkeypatch.setenv("IJ_TEST_EVENTS", str(events))
-    # Trial parameters are fixed by (seed, trial number, asking worker), so which worker asks first decides
-    # the draw. With the default space (lr over 2 decades) one ordering made the four trials that open
-    # pruning the worst of the study and nothing fell below their median (CI, lower-bound env). Over 5
-    # decades the objective spans 0..-9 and every ordering has trials far below the median.
+    # Which trials have finished when another reports decides what median pruning compares with. With the
+    # default space (lr over 2 decades) one worker ordering made the four trials that open pruning the
+    # worst of the study and nothing fell below their median (CI, lower-bound env). Over 5 decades the
+    # objective spans 0..-9 and every ordering has trials far below the median.
     cfg = _cfg(tmp_path, callbacks=[f"{OBJ}:EventLog"], search_space=WIDE_SPACE)
     res = run_optuna(cfg, workers=2, n_trials=14, study="par", pruner="median", progress=False)
     assert res.n_finished == 14 and res.n_failed == 0 and res.n_interrupted == 0

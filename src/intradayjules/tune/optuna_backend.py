@@ -8,10 +8,12 @@ command, loses no completed trial; ``resume=True`` continues until ``n_trials`` 
 ``interrupted`` and does not count.
 
 Sampling: each trial gets its own ``TPESampler`` seed, :func:`trial_seed` of (``sampler_seed``, the
-trial's number, the worker's index), with ``constant_liar`` when there are several workers. A resumed
-study (after a kill, or to a larger budget) therefore continues the seed sequence instead of replaying
-it: re-seeding every worker with ``sampler_seed + i`` made TPE's random start-up trials repeat earlier
-configurations exactly. A sequential run (one worker) is reproducible from ``sampler_seed``.
+trial's number), with ``constant_liar`` when there are several workers. A resumed study (after a kill,
+or to a larger budget) therefore continues the seed sequence instead of replaying it: re-seeding every
+worker with ``sampler_seed + i`` made TPE's random start-up trials repeat earlier configurations exactly.
+A sequential run is reproducible from ``sampler_seed``; with several workers, trial k draws the same
+parameters whichever worker asks for it, so the random start-up trials (TPE's first 10) are those of
+the sequential run; what later trials draw, and which are pruned, still depends on which finished first.
 
 Journal: a write torn by a killed process or a full disk left a partial last line, and the next append
 glued a record onto it, after which Optuna could not read the journal at all (with an error naming no
@@ -245,20 +247,21 @@ def make_pruner(kind: str, startup_trials: int = 4, warmup_steps: int = 2) -> An
     raise TuneError(f"unknown pruner {kind!r} (median, hyperband, none)")
 
 
-def trial_seed(base: int, number: int, worker: int = 0) -> int:
-    """The sampler seed of trial ``number`` (asked by worker ``worker``): a 31-bit hash of all three, so
-    every trial of a study, resumed or not, samples from its own stream."""
-    digest = hashlib.blake2b(f"{int(base)}:{int(number)}:{int(worker)}".encode(), digest_size=8).digest()
+def trial_seed(base: int, number: int) -> int:
+    """The sampler seed of trial ``number``: a 31-bit hash of both, so every trial of a study, resumed or
+    not, samples from its own stream, whichever worker asks for it (the trailing ``:0`` keeps the seeds
+    sequential studies had when the worker's index was part of the hash)."""
+    digest = hashlib.blake2b(f"{int(base)}:{int(number)}:0".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % (2**31 - 1)
 
 
-def make_sampler(base: int, number: int, worker: int, n_workers: int, kind: str = "tpe") -> Any:
+def make_sampler(base: int, number: int, n_workers: int, kind: str = "tpe") -> Any:
     """The sampler that asks trial ``number``: ``tpe`` (constant liar with several workers), ``random`` and
     ``cmaes`` seeded per trial (:func:`trial_seed`), ``qmc`` (scrambled Sobol) seeded by ``base`` only: its
     points are indexed by the trial number, so a resumed study continues the sequence."""
     import optuna
 
-    seed = trial_seed(base, number, worker)
+    seed = trial_seed(base, number)
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=n_workers > 1)
     if kind == "random":
@@ -378,7 +381,7 @@ def _worker_main(job: dict[str, Any]) -> None:
     callbacks = make_callbacks(cfg)  # factories named by import path; nothing is unpickled
     storage = open_storage(job["storage"])
     study = optuna.load_study(study_name=job["study"], storage=storage,
-                              sampler=make_sampler(job["seed"], 0, job["index"], job["n_workers"], cfg.tune.sampler),
+                              sampler=make_sampler(job["seed"], 0, job["n_workers"], cfg.tune.sampler),
                               pruner=make_pruner(job["pruner"], cfg.tune.pruner_startup_trials,
                                                  cfg.tune.pruner_warmup_steps))
     run_dir = Path(job["run_dir"])
@@ -392,7 +395,7 @@ def _worker_main(job: dict[str, Any]) -> None:
             if c["finished"] + c["running"] >= job["n_trials"]:
                 break
             number = len(study.get_trials(deepcopy=False))  # the number ask() gives (the lock is held)
-            study.sampler = make_sampler(job["seed"], number, job["index"], job["n_workers"], cfg.tune.sampler)
+            study.sampler = make_sampler(job["seed"], number, job["n_workers"], cfg.tune.sampler)
             trial = study.ask()
             trial.set_user_attr("host", HOST)
             trial.set_user_attr("pid", os.getpid())

@@ -348,7 +348,7 @@ def _tune_config(tc: Any, space: SearchSpace) -> Any:
         search = BasicVariantGenerator(random_state=tc.sampler_seed)
     else:
         search = OptunaSearch(space=_DefineByRun(space), metric=METRIC, mode=mode,
-                              sampler=make_sampler(tc.sampler_seed, 0, 0, 1, tc.sampler))
+                              sampler=make_sampler(tc.sampler_seed, 0, 1, tc.sampler))
         if tc.scheduler == "asha":
             sched = ASHAScheduler(time_attr="training_iteration", grace_period=tc.asha_grace_period,
                                   reduction_factor=tc.asha_reduction_factor, max_t=ASHA_MAX_T)
