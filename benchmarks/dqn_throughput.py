@@ -7,13 +7,15 @@ without callbacks, for ``--steps`` env steps:
 
 * ``old``: ``collector="gym"``: ``TradingEnv`` (full infos) in ``RiskShapingWrapper`` and ``Monitor``, which
   SB3 puts in a ``DummyVecEnv`` (one env, one gradient step every 4 env steps);
-* ``new``: the model as built now (Adam's fused kernel, the replay buffer without its second sample copy:
-  agents/algos.py, agents/replay.py) and ``collector="vec"`` with ``env.n_envs = N`` (``--n-envs``, several values allowed): SB3 on
+* ``new``: the model as built now (the gradient step written out, agents/dqn_step.py, bit-identical to SB3's;
+  Adam's fused kernel; the replay buffer without its second sample copy: agents/algos.py, agents/replay.py)
+  and ``collector="vec"`` with ``env.n_envs = N`` (``--n-envs``, several values allowed): SB3 on
   ``SessionVecEnv`` (minimal infos, batched shaping, ``VecMonitor``), SB3's train_freq/gradient_steps
   scaled so gradient steps per env step stay 1/4 (``algos.collect_schedule``). The script checks that the
   gradient step counts (SB3's ``_n_updates``) agree. ``old`` builds the model as main did before (SB3's
-  default Adam and ``ReplayBuffer``); ``--attribution`` adds ``vec N=..`` arms with those too, to split the
-  gain between collection and the gradient step.
+  own ``DQN`` class and ``train``, default Adam and ``ReplayBuffer``); ``--attribution`` adds ``vec N=..``
+  arms with those too and ``sb3step N=..`` arms (SB3's ``train``, fused Adam, sample-view buffer), to split
+  the gain between collection, the optimiser/buffer changes and the written-out step.
 
 Reported per arm (median over ``--repeats`` interleaved runs): env steps/s of wall time and of this
 process's CPU time (the robust figure on a shared machine), and where the wall time goes, measured by
@@ -68,19 +70,32 @@ def instrument() -> None:
     from stable_baselines3.common.policies import BasePolicy
     from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
+    from intradayjules.agents.dqn_step import DQN as FastDQN
+
     for cls in (DummyVecEnv, VecMonitor):  # the outermost VecEnv SB3 holds in each arm
         timed(cls, "step_wait", "env")
         timed(cls, "reset", "env")
     timed(BasePolicy, "predict", "predict")
     timed(DQN, "train", "train")
+    timed(FastDQN, "train", "train")  # its fallback calls SB3's: counted once
 
 
 @contextlib.contextmanager
-def previous_model(active: bool):
-    """DQN built as before issue 16's gradient-step changes: SB3's default Adam and ReplayBuffer."""
+def previous_model(active: str):
+    """``full``: DQN built as before issue 16's gradient-step changes: SB3's own class (its ``train``), default
+    Adam and ``ReplayBuffer``; ``step``: SB3's ``train`` with the fused Adam and the sample-view buffer."""
+    from stable_baselines3 import DQN
+
     from intradayjules.agents import algos
 
     saved = algos.ALGOS["dqn"]
+    if active == "step":
+        algos.ALGOS["dqn"] = dataclasses.replace(saved, cls=DQN)
+        try:
+            yield
+        finally:
+            algos.ALGOS["dqn"] = saved
+        return
 
     def kwargs(a):
         d = saved.kwargs(a)
@@ -88,15 +103,15 @@ def previous_model(active: bool):
         d["policy_kwargs"].pop("optimizer_kwargs")
         return d
 
-    if active:
-        algos.ALGOS["dqn"] = dataclasses.replace(saved, kwargs=kwargs)
+    if active == "full":
+        algos.ALGOS["dqn"] = dataclasses.replace(saved, cls=DQN, kwargs=kwargs)
     try:
         yield
     finally:
         algos.ALGOS["dqn"] = saved
 
 
-def run(cfg, env_data, steps: int, collector: str, profile: bool = False, previous: bool = False) -> dict:
+def run(cfg, env_data, steps: int, collector: str, profile: bool = False, previous: str = "") -> dict:
     from intradayjules.agents.sb3 import learn
 
     TIMERS.clear()
@@ -138,9 +153,10 @@ def main() -> None:
     prepared = prepare(base)
     instrument()
     ns = [int(n) for n in args.n_envs.split(",")]
-    arms = [("old", "gym", 1, True)] + [(f"new N={n}", "vec", n, False) for n in ns]
+    arms = [("old", "gym", 1, "full")] + [(f"new N={n}", "vec", n, "") for n in ns]
     if args.attribution:
-        arms += [(f"vec N={n}", "vec", n, True) for n in ns]
+        arms += [(f"vec N={n}", "vec", n, "full") for n in ns]
+        arms += [(f"sb3step N={n}", "vec", n, "step") for n in ns]
     print(f"load before: {os.getloadavg()[0]:.2f}; {args.steps} steps, batch {base.agent.batch_size}, "
           f"train_freq {base.agent.train_freq}, net {base.agent.net_arch}, {args.repeats} interleaved repeats")
     results: dict[str, list[dict]] = {name: [] for name, *_ in arms}
@@ -148,14 +164,14 @@ def main() -> None:
         for name, collector, n, previous in arms:
             cfg = apply_overrides(base, {"env.n_envs": n})
             results[name].append(run(cfg, prepared.env_data, args.steps, collector, previous=previous))
-    print(f"{'arm':<10} {'steps/s':>8} {'steps/cpu-s':>11} {'x wall':>7} {'x cpu':>6} {'updates':>8} "
+    print(f"{'arm':<13} {'steps/s':>8} {'steps/cpu-s':>11} {'x wall':>7} {'x cpu':>6} {'updates':>8} "
           f"{'env %':>6} {'predict %':>9} {'train %':>8} {'rest %':>7} {'load':>5}")
     med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "profile"}
            for name, rs in results.items()}
     old = med["old"]
     for name, m in med.items():
         sw, sc = m["steps"] / m["wall"], m["steps"] / m["cpu"]
-        print(f"{name:<10} {sw:>8.0f} {sc:>11.0f} {sw / (old['steps'] / old['wall']):>7.2f} "
+        print(f"{name:<13} {sw:>8.0f} {sc:>11.0f} {sw / (old['steps'] / old['wall']):>7.2f} "
               f"{sc / (old['steps'] / old['cpu']):>6.2f} {m['updates']:>8.0f} {100 * m['env']:>6.1f} "
               f"{100 * m['predict']:>9.1f} {100 * m['train']:>8.1f} {100 * m['rest']:>7.1f} {m['load']:>5.2f}")
     if args.profile:

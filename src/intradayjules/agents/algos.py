@@ -2,10 +2,13 @@
 
 | ``agent.algo`` | class                         | learns from               | config                                |
 |----------------|-------------------------------|---------------------------|---------------------------------------|
-| ``dqn``        | ``stable_baselines3.DQN``     | replay buffer (off-policy) | ``agent.*`` (the original system's)  |
+| ``dqn``        | ``agents.dqn_step.DQN`` (1)   | replay buffer (off-policy) | ``agent.*`` (the original system's)  |
 | ``qrdqn``      | ``sb3_contrib.QRDQN``         | replay buffer (off-policy) | ``agent.*`` + ``agent.qrdqn``        |
 | ``ppo``        | ``stable_baselines3.PPO``     | rollouts (on-policy)       | ``agent.ppo`` + gamma, net_arch      |
 | ``a2c``        | ``stable_baselines3.A2C``     | rollouts (on-policy)       | ``agent.a2c`` + gamma, net_arch      |
+
+(1) ``stable_baselines3.DQN`` with its gradient step written out, bit-identical and ~1.8x cheaper
+(agents/dqn_step.py); a model of SB3's own class is recognised as ``dqn`` too.
 
 QR-DQN's policy is ``RiskAwareQRDQNPolicy`` (agents/qrdqn.py): its greedy action maximises
 ``agent.qrdqn.risk_measure`` of the predicted quantiles. ``build_model`` also stamps the model with its
@@ -33,11 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from sb3_contrib import QRDQN
-from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3 import A2C, PPO
+from stable_baselines3 import DQN as SB3DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from ..config import AgentConfig
 from . import integrity
+from .dqn_step import DQN
 from .qrdqn import RiskAwareQRDQNPolicy
 from .replay import SampleViewReplayBuffer
 
@@ -50,6 +55,7 @@ class Algo:
     cls: type[BaseAlgorithm]
     off_policy: bool  # True: replay buffer (saved with checkpoints); False: on-policy rollouts
     kwargs: Callable[[AgentConfig], dict[str, Any]]  # constructor arguments (policy included), no env/seed/device
+    also: tuple[type[BaseAlgorithm], ...] = ()  # other classes of models that are this algorithm
 
 
 # Adam's fused kernel (torch >= 2.4, CPU and CUDA): the same update rule in one kernel over all parameters
@@ -101,7 +107,7 @@ def _a2c(a: AgentConfig) -> dict[str, Any]:
 
 
 ALGOS: dict[str, Algo] = {
-    "dqn": Algo("dqn", DQN, True, _dqn),
+    "dqn": Algo("dqn", DQN, True, _dqn, also=(SB3DQN,)),  # SB3's, gradient step written out: agents/dqn_step.py
     "qrdqn": Algo("qrdqn", QRDQN, True, _qrdqn),
     "ppo": Algo("ppo", PPO, False, _ppo),
     "a2c": Algo("a2c", A2C, False, _a2c),
@@ -144,7 +150,7 @@ def build_model(agent: AgentConfig, env: Any, device: str) -> BaseAlgorithm:
 def algo_of(model: Any) -> Algo:
     """The table row of a model object (by its class)."""
     for algo in ALGOS.values():
-        if type(model) is algo.cls:
+        if type(model) is algo.cls or type(model) in algo.also:
             return algo
     manifest = getattr(model, "manifest", None)  # a policy rebuilt from a bundle (agents/bundle.BundlePolicy)
     if isinstance(manifest, dict):
