@@ -18,7 +18,8 @@ TINY = """
 name: resume
 data: {synthetic: {n_symbols: 4, days: 45, seed: 0}}
 env: {mode: multi}
-agent: {total_timesteps: 6000, learning_starts: 300, buffer_size: 5000, checkpoint_freq: 1000, batch_size: 32}
+agent: {total_timesteps: 6000, learning_starts: 300, buffer_size: 5000, checkpoint_freq: 1000, batch_size: 32,
+        seed_workers: WORKERS}
 risk: {eval_freq: 3000, eval_episodes: 1}
 tune:
   n_trials: 2
@@ -51,9 +52,12 @@ def study_trials(work: Path, study: str) -> list[tuple[int, str, dict]]:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_each_stage(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_killed_run_resumes_each_stage(tmp_path, workers):
+    """``workers`` 1: the retraining runs in the job's process (its MLflow run is live when killed); 2: the
+    retraining and the baseline train side by side in forked workers, both killed mid-way."""
     work = tmp_path
-    (work / "tiny.yaml").write_text(TINY)
+    (work / "tiny.yaml").write_text(TINY.replace("WORKERS", str(workers)))
     out = work / "runs" / "resume"
     proc = start(work)
     try:  # wait for the study to complete and the retraining to write a signed checkpoint, then SIGKILL
@@ -61,7 +65,8 @@ def test_killed_run_resumes_each_stage(tmp_path):
         while time.time() < deadline and proc.poll() is None:
             stages = out / "stages.json"
             done = json.loads(stages.read_text())["stages"] if stages.exists() else {}
-            if "study" in done and "train" not in done and signed_checkpoints(out / "model"):
+            if "study" in done and "train" not in done and signed_checkpoints(out / "model") \
+                    and (workers == 1 or signed_checkpoints(out / "baseline")):
                 break
             time.sleep(0.05)
         else:
@@ -70,6 +75,7 @@ def test_killed_run_resumes_each_stage(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+    proc_output = proc.stdout.read()
     first = json.loads((out / "stages.json").read_text())
     assert not first["finished"] and "train" not in first["stages"]
     study = first["stages"]["study"]["study"]
@@ -93,10 +99,6 @@ def test_killed_run_resumes_each_stage(tmp_path):
     progress = pd.read_csv(out / "model" / "progress.csv")  # SB3's log of this process's training only
     assert progress["time/total_timesteps"].min() > killed_at
     assert json.loads((out / "model" / "metrics.json").read_text())["timesteps"] == 6000
-    # the baseline was not reached before the kill: it trained from scratch (no checkpoint to resume)
-    assert final["stages"]["baseline"]["resumed_from"] is None
-    # the killed process's MLflow model run was marked KILLED on the restart
-    assert "was left RUNNING" in flat and "marked KILLED" in flat
     from mlflow.tracking import MlflowClient
 
     summary = json.loads((out / "summary.json").read_text())
@@ -104,8 +106,21 @@ def test_killed_run_resumes_each_stage(tmp_path):
     exp = client.get_experiment_by_name("intradayjules")
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
-    killed = [r for r in runs if r.info.status == "KILLED" and r.info.run_name == "resume"]
-    assert killed and "intradayjules.orphaned" in killed[0].data.tags
+    if workers == 1:
+        # the baseline was not reached before the kill: it trained from scratch (no checkpoint to resume)
+        assert final["stages"]["baseline"]["resumed_from"] is None
+        # the killed process's MLflow model run was marked KILLED on the restart
+        assert "was left RUNNING" in flat and "marked KILLED" in flat
+        killed = [r for r in runs if r.info.status == "KILLED" and r.info.run_name == "resume"]
+        assert killed and "intradayjules.orphaned" in killed[0].data.tags
+    else:
+        # the baseline trained beside the retraining and was killed too: it resumed from its own checkpoint
+        assert "beside it (2 processes)" in " ".join(proc_output.split())
+        assert final["stages"]["baseline"]["resumed_from"] is not None
+        assert json.loads((out / "baseline" / "metrics.json").read_text())["timesteps"] == 6000
+        # the runs are recorded once each, after their training (none was open at the kill)
+        assert [r.info.status for r in runs if r.info.run_name == "resume"] == ["FINISHED"]
+        assert [r.info.status for r in runs if r.info.run_name == "resume-baseline"] == ["FINISHED"]
     # the final outputs exist, and the one registered version is the first: champion
     assert (out / "report.html").exists() and (out / "model" / "model.zip").exists()
     assert (summary["registered"]["version"], summary["registered"]["alias"]) == ("1", "champion")

@@ -37,6 +37,46 @@ def test_map_forked_runs_here_when_forking_is_unsafe_or_not_asked(monkeypatch):
     assert parallel.worker_count(0, 1) == 1 and parallel.worker_count(5, 3) == 3 and parallel.worker_count(1, 9) == 1
 
 
+def test_workers_die_with_the_process_that_forked_them(tmp_path):
+    """SIGKILL to the parent alone (not its process group): its workers must not go on (Linux)."""
+    import signal
+    import sys
+    import time
+
+    import pytest
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux only")
+    proc = _fresh("linger", str(tmp_path), wait=False)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not all((tmp_path / f"worker{i}").exists() for i in range(2)):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        time.sleep(0.2)
+        workers = [int((tmp_path / f"worker{i}").read_text()) for i in range(2)]
+        assert all(_alive(pid) for pid in workers)  # they wait for 120 s
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.05)
+    alive = [pid for pid in workers if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, 9)
+    assert not alive, "workers outlived the killed parent"
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_seeds_in_workers_give_the_records_of_one_after_another(tmp_path):
     """``train_arm`` with 2 forked workers and with 1: per seed the same daily P&L to the last bit."""
     out = _fresh("seeds", str(tmp_path))
@@ -75,6 +115,16 @@ def order():
         assert "item 2 failed" in str(e)
     else:
         raise AssertionError("a worker's exception was not raised")
+
+
+def linger(tmp):
+    def write_pid_and_wait(x):
+        with open(os.path.join(tmp, f"worker{x}"), "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(120)
+        return x
+
+    parallel.map_forked(write_pid_and_wait, range(2), workers=2)
 
 
 def seeds(tmp):
@@ -117,8 +167,9 @@ print("ok")
 """
 
 
-def _fresh(*args: str):
-    """Run ``SCRIPT``'s function ``args[0]`` in a fresh interpreter; the completed process."""
+def _fresh(*args: str, wait: bool = True):
+    """Run ``SCRIPT``'s function ``args[0]`` in a fresh interpreter; the completed process (``wait``) or the
+    running one."""
     import subprocess
     import sys
     from pathlib import Path
@@ -126,5 +177,8 @@ def _fresh(*args: str):
     import intradayjules
 
     env = {**os.environ, parallel.PARALLEL_ENV: "1", "PYTHONPATH": str(Path(intradayjules.__file__).parents[1])}
+    if not wait:
+        return subprocess.Popen([sys.executable, "-c", SCRIPT, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
     return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, env=env,
                           timeout=600)

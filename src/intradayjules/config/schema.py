@@ -421,8 +421,9 @@ class AgentConfig(Section):
     seed: int = Field(0, description="seed for torch, numpy, the env and the action space")
     n_seeds: int = Field(1, ge=1, description="seeds trained per arm in every comparison a run or experiment "
                          "prints (seed, seed + 1, ...); results are per seed, mean +- sd, and a paired CI")
-    seed_workers: int = Field(0, ge=0, description="processes that train those seeds at once (forked; "
-                              "0 = the local cores, 1 = one after another); the results do not depend on it")
+    seed_workers: int = Field(0, ge=0, description="processes that train those seeds at once, and the "
+                              "main job's retraining and baseline (forked; 0 = the local cores, 1 = one after "
+                              "another); the results do not depend on it")
 
     @field_validator("net_arch")
     @classmethod

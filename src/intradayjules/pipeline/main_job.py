@@ -11,6 +11,9 @@ Stages (each reported through ``progress(stage, message)``):
 4. ``train``: the best trial's parameters, ``agent.algo``, ``agent.total_timesteps`` steps, with the
    RiskCallback (tuning searched ``agent.algo``'s default space unless ``tune.search_space`` is set).
 5. ``baseline``: the original set-up (DQN, flat 5 bps costs in training, risk profile ``off``), same budget.
+   On a fresh run with two cores (``agent.seed_workers``) the baseline trains beside the retraining, each
+   in a forked worker (the same models as one after the other); each is then recorded as its own tracked
+   run from its result (metrics by step, outputs), as when it trains here.
 6. ``evaluate``: the model, the baseline and every reference policy (``agents.references``: flat,
    buy_hold, buy_hold_liquid, random, momentum, reversal) on the held-out test sessions under the realistic
    market model (``evaluate.suite``); ``runs/<name>/eval/<policy>/{daily,trades}.parquet``; the model
@@ -45,7 +48,7 @@ from typing import Any
 from .. import rundir
 from ..agents.policy import policy_from_model
 from ..agents.references import REFERENCE_NAMES
-from ..agents.sb3 import load_model
+from ..agents.sb3 import configure_torch, load_model
 from ..config import ExperimentConfig, apply_overrides, dump_config, with_risk_profile
 from ..errors import IntradayJulesError
 from ..evaluate.metrics import json_safe
@@ -61,7 +64,8 @@ from ..tune.space import SearchSpace
 from .illiquid import arm_config
 from .prepare import prepare, run_dir, with_data_path
 from .stages import StageLog, load_train_result, load_training_run
-from .train_run import StepProgress, train, training_run
+from .parallel import can_fork, map_forked, worker_count
+from .train_run import StepProgress, TrainResult, log_evaluations, train, training_run
 from .trial import trial_pnl_matrix
 from .walk_forward import WalkForwardResult, run_walk_forward, seed_comparison
 
@@ -106,6 +110,23 @@ def _steps(stage: str, say: Progress, total: int) -> StepProgress:
     return StepProgress(lambda msg, frac: say(stage, msg, frac) if takes_fraction else say(stage, msg), total)
 
 
+def _side_by_side(prepared, stages: StageLog, jobs: dict[str, tuple[ExperimentConfig, Path]], workers: int,
+                  say: Callable[[str], None]) -> dict[str, TrainResult]:
+    """The retraining and the baseline's training at once, in forked workers (``parallel.map_forked``:
+    seeded runs give the same models as in this process), when a fresh run has both still to do and two
+    workers are possible; ``{}`` otherwise, and each stage trains in this process as before. Only the
+    training runs there (``train``: checkpoints, validation, the run directory); this process then
+    records each run from its result (``training_run(trained=...)``, ``log_evaluations``)."""
+    if stages.resumed or any(stages.done(k) for k in jobs) or worker_count(workers, len(jobs)) < 2 \
+            or not can_fork():
+        return {}
+    names = list(jobs)
+    say(f"retraining the best trial for {jobs['train'][0].agent.total_timesteps:,} steps and the baseline "
+        f"beside it ({len(names)} processes)")
+    results = map_forked(lambda k: train(prepared, jobs[k][1], cfg=jobs[k][0]), names, workers)
+    return dict(zip(names, results))
+
+
 def _walk_forward_result(wf: WalkForwardResult, feature_hit: bool | None) -> MainResult:
     """The main job's result for a walk-forward run (``walk_forward`` holds everything)."""
     model = wf.oos["table"]["arms"]["model"]
@@ -142,6 +163,9 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     if stages.resumed:
         say("resume", f"{run_dir(cfg)} stopped after {', '.join(stages.stages)}: resuming")
 
+    # this process's torch as the trainings' (they set it when they train here): with its default thread
+    # pool used here, the forked trainings and seeds below ran many times slower (OpenMP threads)
+    configure_torch(cfg.agent.torch_threads, cfg.agent.device)
     t0 = time.perf_counter()
     say("data", "loading and validating bars, building or reusing features")
     prepared = prepare(cfg, data_path)  # validation errors stop the run here
@@ -179,24 +203,32 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
 
     t0 = time.perf_counter()
     best_cfg = SearchSpace.from_config(cfg.tune, cfg.agent.algo).apply(cfg, result.best_params)
-    say("train", f"retraining the best trial for {best_cfg.agent.total_timesteps:,} steps")
-    model = stages.training("train", out / "model", lambda ckpt: training_run(
-        prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name, resume_from=ckpt,
-        extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)]), load_training_run,
-        lambda m: (m.result.model_path, m.run_id), lambda msg: say("train", msg))
-    timings["train_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
     # the original system's DQN whatever agent.algo the tuned model uses
     base_cfg = apply_overrides(arm_config(with_risk_profile(cfg, "off"), "original", cfg.agent.seed),
                                {"agent.algo": "dqn"})
-    say("baseline", "training the original set-up (flat 5 bps costs, no risk shaping)")
+    pre = _side_by_side(prepared, stages, {"train": (best_cfg, out / "model"), "baseline": (base_cfg, out / "baseline")},
+                        cfg.agent.seed_workers, lambda msg: say("train", msg))
+    if not pre:
+        say("train", f"retraining the best trial for {best_cfg.agent.total_timesteps:,} steps")
+    model = stages.training("train", out / "model", lambda ckpt: training_run(
+        prepared, out / "model", cfg=best_cfg, tracker=tracker, name=cfg.name, resume_from=ckpt,
+        trained=pre.get("train"), extra_callbacks=[_steps("train", say, best_cfg.agent.total_timesteps)]),
+        load_training_run, lambda m: (m.result.model_path, m.run_id), lambda msg: say("train", msg))
+    timings["train_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    say("baseline", "the original set-up (flat 5 bps costs, no risk shaping): "
+                    + ("trained beside the retraining, recording its run" if pre else "training"))
     # the baseline is a tracked run too (params, lineage, dataset, metrics by step, model)
     def _baseline(ckpt):
         with tracker.run(f"{cfg.name}-baseline", base_cfg, prepared.lineage(),
                          tags={"intradayjules.role": "baseline"}) as base_run:
-            res = train(prepared, out / "baseline", cfg=base_cfg, resume_from=ckpt, run=base_run,
-                        extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
+            if "baseline" in pre:
+                res = pre["baseline"]
+                log_evaluations(base_run, res.evaluations)
+            else:
+                res = train(prepared, out / "baseline", cfg=base_cfg, resume_from=ckpt, run=base_run,
+                            extra_callbacks=[_steps("baseline", say, base_cfg.agent.total_timesteps)])
             log_training_outputs(base_run, model_zip=res.model_path, config_yaml=out / "baseline" / "config.yaml")
         return res, base_run.run_id
     base_res, base_run_id = stages.training("baseline", out / "baseline", _baseline,

@@ -5,7 +5,8 @@
 and the numba kernels already in memory (copy-on-write: nothing is pickled or re-read on the way in);
 only each result comes back, pickled through the pool's pipe between these two processes of the same run.
 Seeded runs give the same results in a worker as in this process (tested), so the worker count changes
-the wall time, never a figure.
+the wall time, never a figure. On Linux a worker dies with this process (``PR_SET_PDEATHSIG``): a killed job
+leaves no worker writing into the run directory its restart resumes.
 
 It runs one item after another in this process instead when ``workers`` is 1, there is one item, the
 platform has no ``fork``, ``$INTRADAYJULES_PARALLEL`` is ``0``, CUDA is initialised here (a forked child
@@ -18,8 +19,11 @@ in the child forever): ``procs.fork_is_safe``, the rule the tuning workers follo
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +40,18 @@ def _run(i: int) -> Any:
     assert _JOB is not None
     fn, items = _JOB
     return fn(items[i])
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: this worker gets SIGKILL when the process that forked it dies, so no orphan goes on writing
+    into a run directory that a restart resumes (elsewhere: nothing)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # it died before the call above
+            os._exit(1)
 
 
 def worker_count(workers: int, n_items: int) -> int:
@@ -69,7 +85,7 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], workers: int = 0,
         ctx = multiprocessing.get_context("fork")
         # every worker is forked here, before the pool starts its own threads; a worker takes items until
         # none are left, as this process would one after another (each run seeds everything it uses)
-        with ctx.Pool(n) as pool:
+        with ctx.Pool(n, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             for r in pool.imap(_run, range(len(items)), chunksize=1):
                 out.append(r)
                 if on_result is not None:

@@ -122,7 +122,9 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
                   trust_pickle=trust_pickle)
     wall = time.perf_counter() - t0
     if not risk_cb.history or risk_cb.history[-1]["timesteps"] < model.num_timesteps:
-        risk_cb.evaluate(final=True)  # judge the final policy too (no stop rule, no hooks)
+        final = risk_cb.evaluate(final=True)  # judge the final policy too (no stop rule, no hooks)
+        if run is not None:  # the run's metrics by step are the whole history (log_evaluations)
+            run.log_metrics(final, step=model.num_timesteps)
     model_path = run_dir / "model.zip"
     save_model(model, model_path)  # signed zip + model.bundle/ (agents/export.py)
     best = run_dir / "best_model.zip"
@@ -173,15 +175,28 @@ class TrainingRun:
     run_id: str | None = None
 
 
+def log_evaluations(run: Any, evaluations: Sequence[dict[str, float]]) -> None:
+    """A training's validation evaluations as the run's metrics by step, for a training that ran without
+    the run (in a forked worker): the same values and steps :func:`train` logs as it goes."""
+    for m in evaluations:
+        run.log_metrics(m, step=int(m["timesteps"]))
+
+
 def training_run(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | None = None,
                  tracker: Any = None, name: str | None = None, split: str = "test",
-                 **train_kwargs: Any) -> TrainingRun:
+                 trained: TrainResult | None = None, **train_kwargs: Any) -> TrainingRun:
     """Train, write the outputs (evaluated on ``split``) and record it all in one tracked run; ``tracker``
-    defaults to tracking off. ``train_kwargs`` go to :func:`train`."""
+    defaults to tracking off. ``train_kwargs`` go to :func:`train`. ``trained``: a :func:`train` of
+    ``run_dir`` already done (in a worker process, ``pipeline/main_job.py``): not trained again, its
+    evaluations logged by step (:func:`log_evaluations`), the rest as usual."""
     cfg = cfg or prepared.cfg
     tracker = tracker if tracker is not None else NoOpTracker()
     with tracker.run(name or cfg.name, cfg, prepared.lineage()) as run:
-        result = train(prepared, run_dir, cfg=cfg, run=run, **train_kwargs)
+        if trained is None:
+            result = train(prepared, run_dir, cfg=cfg, run=run, **train_kwargs)
+        else:
+            result = trained
+            log_evaluations(run, result.evaluations)
         paths = write_outputs(result, prepared, cfg, split)
         log_training_outputs(run, model_zip=result.model_path, torchscript=paths["torchscript"],
                              config_yaml=result.run_dir / "config.yaml", feature_spec=paths["feature_spec"],
