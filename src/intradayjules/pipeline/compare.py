@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..agents.dqn import load_model
+from ..agents.sb3 import configure_torch
 from ..agents.policy import policy_from_model
 from ..config import ExperimentConfig
 from ..agents.references import REFERENCE_NAMES, reference_policies
@@ -110,6 +111,9 @@ def train_arm(prepared: Prepared, cfg: ExperimentConfig, arm: str, n_seeds: int,
     run in ``cfg.agent.seed_workers`` forked processes (``pipeline.parallel``); ``progress`` sees each
     record in seed order."""
     eval_cfg = eval_cfg or realistic(cfg)
+    # this process's torch threads as the trainings' before it runs a network itself: forked after torch's
+    # default thread pool has run here, the seeds ran many times slower (pipeline/main_job.py does the same)
+    configure_torch(cfg.agent.torch_threads)
 
     def one(k: int) -> RunRecord:
         seed_cfg = cfg.model_copy(update={"agent": cfg.agent.model_copy(update={"seed": cfg.agent.seed + k})})
