@@ -39,7 +39,7 @@ TESTS=${TESTS:-"tests/test_config.py tests/test_config_overrides.py tests/data t
 tests/features/test_pipeline.py tests/market tests/env/test_rollout.py tests/env/test_env.py tests/risk \
 tests/evaluate/test_stats_overfitting.py tests/evaluate/test_stats_daily_pnl.py tests/evaluate/test_stats_verdict.py \
 tests/track/test_protocol.py tests/track/test_mlflow_views.py tests/track/test_workdir_move.py tests/tune/test_space.py \
-tests/tune/test_optuna_backend.py"}
+tests/tune/test_optuna_backend.py tests/agents/test_dqn_step.py"}
 # the installed package, not the checkout's src/ (tests import intradayjules from site-packages)
 cd "$repo"
 MLFLOW_DISABLE_TELEMETRY=true "$work/venv/bin/python" -m pytest -q -p no:cacheprovider -m "not slow" \
