@@ -163,8 +163,8 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     if stages.resumed:
         say("resume", f"{run_dir(cfg)} stopped after {', '.join(stages.stages)}: resuming")
 
-    # this process's torch as the trainings' (they set it when they train here): with its default thread
-    # pool used here, the forked trainings and seeds below ran many times slower (OpenMP threads)
+    # this process's torch threads as the trainings' (they set them when they train here): with torch's
+    # default thread pool used here first, the forked seeds below ran many times slower
     configure_torch(cfg.agent.torch_threads, cfg.agent.device)
     t0 = time.perf_counter()
     say("data", "loading and validating bars, building or reusing features")

@@ -113,7 +113,7 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
             risk_cb.best_objective, risk_cb.best_step = best["eval/objective"], int(best["timesteps"])
     risk_cb.hooks.insert(0, lambda cb, m: _write_metrics(run_dir, cb, cb.num_timesteps))  # survives a crash
     if run is not None:
-        risk_cb.hooks.append(lambda cb, m: run.log_metrics(m, step=cb.num_timesteps))
+        risk_cb.hooks.append(lambda cb, m: log_evaluations(run, [m]))
     callbacks = [risk_cb, *([Checkpoint(cfg.agent.checkpoint_freq, run_dir / "checkpoints")] if checkpoints else []),
                  *extra_callbacks]
     t0 = time.perf_counter()
@@ -123,8 +123,8 @@ def train(prepared: Prepared, run_dir: str | Path, *, cfg: ExperimentConfig | No
     wall = time.perf_counter() - t0
     if not risk_cb.history or risk_cb.history[-1]["timesteps"] < model.num_timesteps:
         final = risk_cb.evaluate(final=True)  # judge the final policy too (no stop rule, no hooks)
-        if run is not None:  # the run's metrics by step are the whole history (log_evaluations)
-            run.log_metrics(final, step=model.num_timesteps)
+        if run is not None:  # the run's metrics by step are the whole history
+            log_evaluations(run, [final])
     model_path = run_dir / "model.zip"
     save_model(model, model_path)  # signed zip + model.bundle/ (agents/export.py)
     best = run_dir / "best_model.zip"
