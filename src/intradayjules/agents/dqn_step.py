@@ -63,17 +63,6 @@ def _linear_relu_stack(seq: th.nn.Module) -> list[th.nn.Linear] | None:
     return linears if all(lin.bias is not None for lin in linears) else None
 
 
-def _forward(layers: list[th.nn.Linear], x: th.Tensor) -> list[th.Tensor]:
-    """``[h_0 = x, h_1, ..., z_n]``: the MLP's activations, ReLU between the layers (as ``nn.Sequential``)."""
-    out = [x]
-    for i, layer in enumerate(layers):
-        x = th.addmm(layer.bias, x, layer.weight.t())
-        if i < len(layers) - 1:
-            x.relu_()
-        out.append(x)
-    return out
-
-
 def fast_step_unsupported(model: SB3DQN) -> str | None:
     """Why ``model``'s gradient step cannot be written out (module docstring), or None when it can."""
     if not getattr(model, "fast_step", False):
@@ -158,28 +147,23 @@ class _Step:
         total = th.linalg.vector_norm(th.stack(th._foreach_norm(self.grads, 2.0)), 2.0)
         self.flat.mul_((max_norm / (total + 1e-6)).clamp_(max=1.0))
 
-    def _plain_fused_adam(self) -> bool:
-        """Whether ``Adam.step`` would only call its fused kernel (no hooks, no variant), state included."""
+    def _optimise(self) -> None:
+        """Adam's fused kernel on the optimiser's own state, as ``Adam.step`` calls it; else ``step``."""
         opt, group = self.opt, self.opt.param_groups[0]
-        return bool(type(opt) is th.optim.Adam and group.get("fused") and not group["amsgrad"]
-                    and not group["maximize"] and not group.get("decoupled_weight_decay", False)
-                    and not isinstance(group["lr"], th.Tensor) and not opt._optimizer_step_pre_hooks
-                    and not opt._optimizer_step_post_hooks and not _optimizer._global_optimizer_pre_hooks
-                    and not _optimizer._global_optimizer_post_hooks and all(p in opt.state for p in self.params))
-
-    def _optimise(self, fused: bool) -> None:
-        """Adam's fused kernel on the optimiser's own state, as ``Adam.step`` calls it (``fused``); else
-        the optimiser's ``step``."""
-        if not fused:
-            self.opt.step()
+        states = [opt.state.get(p) for p in self.params]
+        plain_fused_adam = (type(opt) is th.optim.Adam and group.get("fused") and not group["amsgrad"]
+                            and not group["maximize"] and not group.get("decoupled_weight_decay", False)
+                            and not isinstance(group["lr"], th.Tensor) and not opt._optimizer_step_pre_hooks
+                            and not opt._optimizer_step_post_hooks and all(states))
+        if not plain_fused_adam or _optimizer._global_optimizer_pre_hooks \
+                or _optimizer._global_optimizer_post_hooks:
+            opt.step()
             return
-        group = self.opt.param_groups[0]
-        states = [self.opt.state[p] for p in self.params]
-        steps = [s["step"] for s in states]
+        steps = [s["step"] for s in states]  # type: ignore[index]
         th._foreach_add_(steps, 1)
         beta1, beta2 = group["betas"]
-        th._fused_adam_(self.params, self.grads, [s["exp_avg"] for s in states],
-                        [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False,
+        th._fused_adam_(self.params, self.grads, [s["exp_avg"] for s in states],  # type: ignore[index]
+                        [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False,  # type: ignore[index]
                         lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"],
                         eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
 
@@ -188,14 +172,22 @@ class _Step:
         for p, g in zip(self.params, self.grads):
             p.grad = g  # the optimiser's fallback ``step`` reads them there
         losses = th.empty(gradient_steps)
-        fused = self._plain_fused_adam()  # False until Adam has state: its first step is its own
         with th.no_grad():
             for k in range(gradient_steps):
                 obs, act, next_obs, done, rew = self._sample()
-                next_q = _forward(tlin, next_obs)[-1]
-                target = next_q.amax(dim=1, keepdim=True).mul_(done.neg_().add_(1.0)).mul_(m.gamma).add_(rew)
-                acts = _forward(lin, obs)  # h_0 .. h_{n-1}, Q(s, .)
-                q = acts[-1].gather(1, act)
+                h = next_obs
+                for i, layer in enumerate(tlin):
+                    h = th.addmm(layer.bias, h, layer.weight.t())
+                    if i < n - 1:
+                        h.relu_()
+                target = h.amax(dim=1, keepdim=True).mul_(done.neg_().add_(1.0)).mul_(m.gamma).add_(rew)
+                acts = [obs]
+                for i, layer in enumerate(lin):
+                    obs = th.addmm(layer.bias, obs, layer.weight.t())
+                    if i < n - 1:
+                        obs.relu_()
+                    acts.append(obs)
+                q = obs.gather(1, act)
                 losses[k] = F.smooth_l1_loss(q, target)
                 dz = self.dq.zero_().scatter_(1, act, q.sub_(target).clamp_(-1.0, 1.0).mul_(1.0 / self.batch_size))
                 for i in range(n - 1, -1, -1):
@@ -204,7 +196,7 @@ class _Step:
                     if i:
                         dz = th.ops.aten.threshold_backward(th.mm(dz, lin[i].weight), acts[i], 0)
                 self._clip(m.max_grad_norm)
-                self._optimise(fused)
+                self._optimise()
         return losses.tolist()
 
 
