@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, med, vals, target in rows:
         print(f"{name:<48}{med:>12.3f}{min(vals):>10.3f}{max(vals):>10.3f}{target:>9}")
     base = step_us["noop on_step"]
-    print(f"\nper-step cost between evaluations (us per call, median of 5 loops)")
+    print("\nper-step cost between evaluations (us per call, median of 5 loops)")
     print(f"{'call':<48}{'us':>12}{'minus no-op':>14}")
     for k in ("loop", "noop on_step", "RiskCallback on_step", "RiskCallback _on_step"):
         extra = f"{step_us[k] - base:>14.3f}" if k == "RiskCallback on_step" else ""

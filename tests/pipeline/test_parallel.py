@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
 
 from intradayjules.pipeline import parallel
 
@@ -35,6 +36,9 @@ def test_map_forked_runs_here_when_forking_is_unsafe_or_not_asked(monkeypatch):
         stop.set()
         t.join()
     assert parallel.worker_count(0, 1) == 1 and parallel.worker_count(5, 3) == 3 and parallel.worker_count(1, 9) == 1
+    called = []
+    parallel.map_forked(_pid_and_square, range(3), workers=1, before_fork=lambda: called.append(1))
+    assert called == []  # nothing is forked, so there is nothing to prepare for
 
 
 def test_workers_die_with_the_process_that_forked_them(tmp_path):
@@ -77,6 +81,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("mode", ["warm", "control"])
+def test_warm_training_loads_what_a_training_would(tmp_path, mode):
+    """``agents.sb3.warm_training`` (called before workers fork): fresh interpreters, with and without it."""
+    out = _fresh("warm", str(tmp_path), mode)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
 def test_seeds_in_workers_give_the_records_of_one_after_another(tmp_path):
     """``train_arm`` with 2 forked workers and with 1: per seed the same daily P&L to the last bit."""
     out = _fresh("seeds", str(tmp_path))
@@ -109,6 +120,9 @@ def order():
     assert [sq for _, sq in out] == [x * x for x in range(6)] and seen == out, out
     pids = {pid for pid, _ in out}
     assert os.getpid() not in pids and len(pids) == 2, pids
+    calls = []
+    parallel.map_forked(pid_and_square, range(2), workers=2, before_fork=lambda: calls.append(os.getpid()))
+    assert calls == [os.getpid()], calls  # once, here, before the workers
     try:
         parallel.map_forked(boom, range(4), workers=2)
     except ValueError as e:
@@ -160,6 +174,43 @@ def seeds(tmp):
         pd.testing.assert_frame_equal(p.daily, s.daily)
         assert p.timesteps == s.timesteps
     assert par[0].daily["pnl"].tolist() != par[1].daily["pnl"].tolist()  # the seeds differ
+
+
+def warm(tmp, mode):
+    # a training after ``warm_training`` imports none of the lazy modules and loads no env kernel (so a
+    # worker forked after it does not either); without it (the control) the training does both itself
+    from pathlib import Path
+    import numpy as np
+    from intradayjules.agents.sb3 import warm_training
+    from intradayjules.config import ExperimentConfig
+    from intradayjules.env import kernel
+    from intradayjules.pipeline.prepare import prepare
+    from intradayjules.pipeline.train_run import train
+
+    tmp = Path(tmp)
+    cfg = ExperimentConfig.model_validate({
+        "name": "t", "workdir": str(tmp / "runs"), "features": {"store_dir": str(tmp / "store")},
+        "data": {"synthetic": {"n_symbols": 3, "days": 45, "seed": 0}}, "env": {"mode": "multi", "n_envs": 4},
+        "agent": {"total_timesteps": 400, "learning_starts": 100, "buffer_size": 1000, "batch_size": 32},
+        "risk": {"eval_freq": 400, "eval_episodes": 1}, "tracking": {"enabled": False}})
+    prepared = prepare(cfg)
+    lazy = ("torch._dynamo", "safetensors")
+    kernels = (kernel.step_observe_kernel, kernel.observe_kernel)
+    assert not any(m.startswith(lazy) for m in sys.modules)
+    if mode == "warm":
+        state = np.random.get_state()
+        warm_training(cfg, prepared.env_data)
+        after = np.random.get_state()
+        assert after[0] == state[0] and (after[1] == state[1]).all() and after[2:] == state[2:]
+        assert all(k.signatures for k in kernels)
+    modules, signatures = set(sys.modules), [len(k.signatures) for k in kernels]
+    train(prepared, tmp / "run", cfg=cfg, checkpoints=False)
+    loaded = sorted(m for m in set(sys.modules) - modules if m.startswith(lazy))
+    compiled = [len(k.signatures) for k in kernels] != signatures
+    if mode == "warm":
+        assert not loaded and not compiled, (loaded[:5], compiled)
+    else:
+        assert "torch._dynamo" in loaded and "safetensors" in loaded and compiled, (loaded[:5], compiled)
 
 
 globals()[sys.argv[1]](*sys.argv[2:])

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..agents.dqn import load_model
-from ..agents.sb3 import configure_torch
+from ..agents.sb3 import configure_torch, warm_training
 from ..agents.policy import policy_from_model
 from ..config import ExperimentConfig
 from ..agents.references import REFERENCE_NAMES, reference_policies
@@ -123,7 +123,8 @@ def train_arm(prepared: Prepared, cfg: ExperimentConfig, arm: str, n_seeds: int,
                                       split)
         return RunRecord(arm, k, daily, stats, str(res.model_path), int(res.timesteps), bool(res.stopped_early))
 
-    return map_forked(one, range(n_seeds), cfg.agent.seed_workers, on_result=progress)
+    return map_forked(one, range(n_seeds), cfg.agent.seed_workers, on_result=progress,
+                      before_fork=lambda: warm_training(cfg, prepared.env_data))
 
 
 def default_references(env_data: EnvData, cfg: ExperimentConfig, split: str = "test",

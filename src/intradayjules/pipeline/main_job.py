@@ -29,6 +29,11 @@ Stages (each reported through ``progress(stage, message)``):
    the records, the report and the statistics (``compare/*``, ``sharpe/*``, ``dsr/*``, ``pbo/*``) are
    logged to the model's run.
 
+Before the stages: a new local MLflow store gets its schema in a forked child while the data is prepared
+(``Tracker.start_store``), and, once the data is there, the run's orphaned MLflow runs are reaped. Before
+the first workers fork, this process loads what every training loads lazily (``agents.sb3.warm_training``),
+so the tuning workers, the side-by-side runs and the seeds start with it (issue 16: ~2 s a worker).
+
 With ``data.splits.mode: walk_forward`` the job is the walk-forward protocol instead
 (``pipeline.walk_forward``): tuning per fold on validation blocks, retraining per fold and seed, and the
 concatenated out-of-sample test P&L with its statistics; nothing is registered.
@@ -48,7 +53,7 @@ from typing import Any
 from .. import rundir
 from ..agents.policy import policy_from_model
 from ..agents.references import REFERENCE_NAMES
-from ..agents.sb3 import configure_torch, load_model
+from ..agents.sb3 import configure_torch, load_model, warm_training
 from ..config import ExperimentConfig, apply_overrides, dump_config, with_risk_profile
 from ..errors import IntradayJulesError
 from ..evaluate.metrics import json_safe
@@ -123,7 +128,8 @@ def _side_by_side(prepared, stages: StageLog, jobs: dict[str, tuple[ExperimentCo
     names = list(jobs)
     say(f"retraining the best trial for {jobs['train'][0].agent.total_timesteps:,} steps and the baseline "
         f"beside it ({len(names)} processes)")
-    results = map_forked(lambda k: train(prepared, jobs[k][1], cfg=jobs[k][0]), names, workers)
+    results = map_forked(lambda k: train(prepared, jobs[k][1], cfg=jobs[k][0]), names, workers,
+                         before_fork=lambda: warm_training(jobs["train"][0], prepared.env_data))
     return dict(zip(names, results))
 
 
@@ -157,8 +163,7 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
                                                   ("tune.data_path", str(Path(data_path).resolve())
                                                    if data_path is not None else None)) if v is not None})
     tracker = make_tracker(cfg, enabled=track)  # an unreachable server fails here, before hours of work
-    for line in reap_orphaned_runs(tracker, rundir.stale_holder(run_dir(cfg))):  # a killed run's MLflow runs
-        say("tracking", line)
+    tracker.start_store()  # a new local store's schema is created in a child while the data is prepared
     stages = StageLog.open(run_dir(cfg), cfg)  # per-stage resume of a killed run (pipeline/stages.py)
     if stages.resumed:
         say("resume", f"{run_dir(cfg)} stopped after {', '.join(stages.stages)}: resuming")
@@ -180,6 +185,10 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     say("features", f"feature store {'hit' if prepared.feature_hit else 'miss (built)'} "
                     f"key {prepared.feature_key[:12] if prepared.feature_key else '-'}; "
                     f"symbols {', '.join(prepared.env_data.symbols)}")
+    if cfg.data.splits.mode != "walk_forward":  # what every training run loads lazily, before workers fork
+        warm_training(cfg, prepared.env_data)
+    for line in reap_orphaned_runs(tracker, rundir.stale_holder(run_dir(cfg))):  # a killed run's MLflow runs
+        say("tracking", line)
     out = run_dir(cfg)
     (out / "config.yaml").write_text(dump_config(cfg))
     if cfg.data.splits.mode == "walk_forward":  # tune per fold, retrain per fold x seed, OOS statistics

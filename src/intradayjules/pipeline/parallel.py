@@ -2,7 +2,9 @@
 
 ``map_forked(fn, items, workers)`` returns ``[fn(x) for x in items]`` in item order, computed by up to
 ``workers`` processes forked from this one. A forked worker starts with the prepared data, the imports
-and the numba kernels already in memory (copy-on-write: nothing is pickled or re-read on the way in);
+and the numba kernels already in memory (copy-on-write: nothing is pickled or re-read on the way in), and
+with whatever ``before_fork`` loaded here first (the trainings' lazy imports and env kernels:
+``agents.sb3.warm_training``);
 only each result comes back, pickled through the pool's pipe between these two processes of the same run.
 Seeded runs give the same results in a worker as in this process (tested), so the worker count changes
 the wall time, never a figure. On Linux a worker dies with this process (``PR_SET_PDEATHSIG``): a killed job
@@ -66,10 +68,12 @@ def can_fork() -> bool:
 
 
 def map_forked(fn: Callable[[T], R], items: Sequence[T], workers: int = 0,
-               on_result: Callable[[R], None] | None = None) -> list[R]:
+               on_result: Callable[[R], None] | None = None, before_fork: Callable[[], None] | None = None) -> list[R]:
     """``[fn(x) for x in items]``, in forked workers when that is possible and asked for (module docstring).
     ``on_result`` sees each result in item order as soon as it and those before it are done. An exception
-    in a worker is raised here, after the pool is shut down."""
+    in a worker is raised here, after the pool is shut down. ``before_fork`` runs here just before the
+    workers are forked, and only then: e.g. ``agents.sb3.warm_training``, so that each worker does not
+    load the same lazy imports and kernels itself."""
     global _JOB
     items = list(items)
     out: list[R] = []
@@ -80,6 +84,8 @@ def map_forked(fn: Callable[[T], R], items: Sequence[T], workers: int = 0,
             if on_result is not None:
                 on_result(out[-1])
         return out
+    if before_fork is not None:
+        before_fork()
     _JOB = (fn, items)
     try:
         ctx = multiprocessing.get_context("fork")

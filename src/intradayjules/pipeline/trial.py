@@ -48,6 +48,7 @@ import pandas as pd
 
 from ..config import ExperimentConfig, RiskConfig
 from ..env import tuning_phase
+from ..agents.sb3 import warm_training
 from .prepare import prepare, resolve_path
 from .train_run import train
 
@@ -127,8 +128,15 @@ def dqn_trial(params: dict, cfg: ExperimentConfig, reporter) -> float:
     return float(sum(finals) / len(finals))
 
 
-# issue 16: tune backends that fork workers call this once first, so every worker starts with the data
-dqn_trial.warm = lambda cfg: prepared_for(cfg, cfg.tune.data_path)  # type: ignore[attr-defined]
+def _warm(cfg: ExperimentConfig) -> None:
+    """Issue 16: tune backends that fork workers call this once first, so every worker starts with the data
+    (and, walk-forward, the last objective fold's split) prepared, and with the imports and env kernels a
+    training loads lazily (``agents.sb3.warm_training``)."""
+    prepared = prepared_for(cfg, cfg.tune.data_path)
+    warm_training(cfg, _fold(prepared, trial_folds(cfg)[-1]).env_data)
+
+
+dqn_trial.warm = _warm  # type: ignore[attr-defined]
 
 
 def _trial_root(cfg: ExperimentConfig) -> str:

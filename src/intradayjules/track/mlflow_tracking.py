@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from ..procs import fork_is_safe
 from ..procs import pid_alive as _pid_alive
 from ..redact import redact_text, redact_uri
 from .lineage import TAG_PREFIX, Lineage, flatten_config, sha256_file
@@ -299,11 +300,47 @@ class Tracker:
         self.target = target
         self._client = None
         self._experiment_id: str | None = None
+        self._creating: int | None = None  # pid of the child creating a new SQLite store (start_store)
 
     enabled = True
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"target": self.target, "_client": None, "_experiment_id": self._experiment_id}
+        return {"target": self.target, "_client": None, "_experiment_id": self._experiment_id, "_creating": None}
+
+    def start_store(self) -> bool:
+        """A local SQLite store that does not exist yet: create it (MLflow's schema migrations, ~2 s on the
+        2-core machine) in a forked child while this process goes on; the first use of ``client`` waits
+        for the child. Returns whether a child was started: not for a server, an existing database, or
+        where forking is not safe (``procs.fork_is_safe``); ``client`` then creates the store itself, as
+        it would have anyway (also when the child failed)."""
+        uri = self.target.uri
+        if self._client is not None or self._creating is not None or not uri.startswith("sqlite:///"):
+            return False
+        path = Path(uri[len("sqlite:///"):])
+        if path.exists():
+            return False
+        _mlflow()  # imported here (~1.5 s; this process needs it anyway), so the child only migrates
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        if not fork_is_safe():
+            return False
+        pid = os.fork()
+        if pid == 0:  # the child: create the store, never return into the caller's code
+            code = 1
+            try:
+                _mlflow().MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+                code = 0
+            finally:
+                os._exit(code)
+        self._creating = pid
+        return True
+
+    def _wait_store(self) -> None:
+        if self._creating is not None:
+            pid, self._creating = self._creating, None
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:  # already reaped elsewhere
+                pass
 
     @property
     def uri(self) -> str:
@@ -313,6 +350,7 @@ class Tracker:
     @property
     def client(self):
         if self._client is None:
+            self._wait_store()
             mlflow = _mlflow()
             self._client = mlflow.MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
         return self._client
@@ -567,6 +605,9 @@ class NoOpTracker:
     @property
     def uri(self) -> str | None:
         return self.target.uri if self.target is not None else None
+
+    def start_store(self) -> bool:
+        return False
 
     def start_run(self, name, params=None, tags=None, parent_run_id=None) -> NoOpRun:
         return NoOpRun()
