@@ -71,6 +71,10 @@ def main() -> None:
             prepare(cfg)
         from intradayjules.tune.optuna_backend import START_ENV
 
+        # one untimed study first: this process's one-time costs (imports, kernels: ~4 s) would otherwise land
+        # in the first timed study, the sequential one, and flatter every speed-up (rows before 2026-12-01 21h)
+        run_optuna(cfg, study="warm-up", n_trials=1, workers=1, pruner="none", progress=False)
+
         for start in a.start.split(","):
             os.environ[START_ENV] = start
             configs = [("1 optuna sequential, no pruning", dict(workers=1, pruner="none")),
