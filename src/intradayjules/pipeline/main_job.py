@@ -185,8 +185,8 @@ def _run_main(cfg: ExperimentConfig, *, data_path=None, backend: str | None = No
     say("features", f"feature store {'hit' if prepared.feature_hit else 'miss (built)'} "
                     f"key {prepared.feature_key[:12] if prepared.feature_key else '-'}; "
                     f"symbols {', '.join(prepared.env_data.symbols)}")
-    if cfg.data.splits.mode != "walk_forward":  # what every training run loads lazily, before workers fork
-        warm_training(cfg, prepared.env_data)
+    if cfg.data.splits.mode != "walk_forward" and can_fork() and worker_count(0, 2) > 1:
+        warm_training(cfg, prepared.env_data)  # what every training loads lazily, once, before workers fork
     for line in reap_orphaned_runs(tracker, rundir.stale_holder(run_dir(cfg))):  # a killed run's MLflow runs
         say("tracking", line)
     out = run_dir(cfg)
